@@ -1,0 +1,1 @@
+"""In-memory adapters shipped for tests, simulations and `dpg dev` (like httpx's MockTransport)."""

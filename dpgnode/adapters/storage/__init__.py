@@ -1,0 +1,1 @@
+"""SQL storage on SQLite (embedded default) and PostgreSQL, through SQLAlchemy Core."""

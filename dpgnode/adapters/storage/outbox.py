@@ -1,0 +1,84 @@
+"""The relay's view of the outbox table: pending events, cursors and attempts.
+
+Cursor moves and attempt records go through the ``Writer`` like every other write, so the
+single-writer discipline holds on SQLite and every acknowledged cursor move is durable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, func, insert, select, update
+
+from dpgnode.adapters.storage import tables
+from dpgnode.adapters.storage.sqltx import SqlTx
+from dpgnode.adapters.storage.writer import SqlWriter
+from dpgnode.domain.events import OutboxEvent
+from dpgnode.ports.clock import Clock
+
+
+class SqlOutboxStore:
+    """``OutboxStore`` over the outbox tables."""
+
+    def __init__(self, engine: Engine, writer: SqlWriter, clock: Clock) -> None:
+        self._engine = engine
+        self._writer = writer
+        self._clock = clock
+
+    def cursor(self, sink: str) -> int:
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                select(tables.outbox_cursors.c.last_seq).where(tables.outbox_cursors.c.sink == sink)
+            ).scalar()
+        return int(value or 0)
+
+    def pending(self, sink: str, limit: int) -> Sequence[OutboxEvent]:
+        after = self.cursor(sink)
+        o = tables.outbox
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(o).where(o.c.seq > after).order_by(o.c.seq).limit(limit)
+            ).mappings()
+            return [
+                OutboxEvent(
+                    seq=row["seq"], id=row["id"], type=row["type"], aggregate=row["aggregate"],
+                    payload=json.loads(row["payload"]), created_at=row["created_at"],
+                )
+                for row in rows
+            ]
+
+    def advance(self, sink: str, event: OutboxEvent) -> None:
+        now = self._clock.now()
+        c = tables.outbox_cursors
+
+        def command(tx: SqlTx) -> None:
+            done = tx.execute(
+                update(c).where(c.c.sink == sink, c.c.last_seq < event.seq)
+                .values(last_seq=event.seq, updated_at=now)
+            )
+            if done.rowcount == 0:
+                exists = tx.execute(
+                    select(c.c.sink).where(c.c.sink == sink)
+                ).first()
+                if exists is None:
+                    tx.execute(
+                        insert(c).values(sink=sink, last_seq=event.seq, updated_at=now)
+                    )
+
+        self._writer.run_sql(command)
+
+    def record_attempt(
+        self, sink: str, event: OutboxEvent, *, ok: bool, error: str, attempt: int
+    ) -> None:
+        row = {"sink": sink, "event_id": event.id, "attempt": attempt, "ok": ok,
+               "error": error, "at": self._clock.now()}
+        self._writer.run_sql(lambda tx: tx.execute(insert(tables.outbox_attempts).values(row)))
+
+    def attempts_so_far(self, sink: str, event: OutboxEvent) -> int:
+        a = tables.outbox_attempts
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                select(func.count()).select_from(a).where(a.c.sink == sink, a.c.event_id == event.id)
+            ).scalar()
+        return int(value or 0)

@@ -1,0 +1,103 @@
+"""Composition root: the one place that builds adapters from settings and wires services.
+
+``build_node(settings, clock=..., ids=...)`` returns a :class:`Node`; tests pass a
+``FixedClock`` (and anything else a port allows) through the same function production uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from dpgnode.adapters.assets import load_registry
+from dpgnode.adapters.storage import migrate
+from dpgnode.adapters.storage.engine import make_engine
+from dpgnode.adapters.storage.outbox import SqlOutboxStore
+from dpgnode.adapters.storage.queries import SqlQueries
+from dpgnode.adapters.storage.writer import SqlWriter
+from dpgnode.adapters.system import SystemClock, Uuid7Ids
+from dpgnode.domain.money import AssetRegistry
+from dpgnode.errors import ConfigError
+from dpgnode.ports.clock import Clock
+from dpgnode.ports.ids import IdGenerator
+from dpgnode.services.access import AccessService
+from dpgnode.services.ledger import LedgerService
+from dpgnode.services.outbox import OutboxRelay
+from dpgnode.services.verification import VerifyReport, verify_ledger
+from dpgnode.settings import Settings
+
+
+@dataclass
+class Node:
+    """A wired node: services over real adapters. Close it to flush and stop the writer."""
+
+    settings: Settings
+    clock: Clock
+    ids: IdGenerator
+    assets: AssetRegistry
+    engine: Engine
+    writer_engine: Engine
+    writer: SqlWriter
+    queries: SqlQueries
+    ledger: LedgerService
+    access: AccessService
+    outbox: SqlOutboxStore
+    relay: OutboxRelay
+    _closed: bool = field(default=False, repr=False)
+
+    def verify_ledger(self) -> VerifyReport:
+        return verify_ledger(self.queries)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.writer.close()
+        self.engine.dispose()
+        self.writer_engine.dispose()
+
+
+def build_node(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    ids: IdGenerator | None = None,
+    upgrade: bool = False,
+) -> Node:
+    """Wire a node; ``upgrade=True`` migrates the database first, else it must be current."""
+    clock = clock or SystemClock()
+    ids = ids or Uuid7Ids()
+    url = settings.database_url()
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    writer_engine = make_engine(url, writer=True)
+    engine = make_engine(url)
+    if upgrade:
+        migrate.upgrade(writer_engine)
+    elif migrate.current_revision(engine) != migrate.head_revision(engine):
+        writer_engine.dispose()
+        engine.dispose()
+        raise ConfigError("the database schema is not current: run `dpg db upgrade`")
+    assets = load_registry(settings.assets)
+    writer = SqlWriter(
+        writer_engine, ids, clock,
+        max_batch=settings.ledger.group_commit_max_batch,
+        max_wait=settings.ledger.group_commit_max_wait_ms / 1000,
+    )
+    queries = SqlQueries(engine)
+    outbox = SqlOutboxStore(engine, writer, clock)
+    return Node(
+        settings=settings,
+        clock=clock,
+        ids=ids,
+        assets=assets,
+        engine=engine,
+        writer_engine=writer_engine,
+        writer=writer,
+        queries=queries,
+        ledger=LedgerService(writer, ids),
+        access=AccessService(writer, queries, ids, clock, assets),
+        outbox=outbox,
+        relay=OutboxRelay(outbox, [], clock),
+    )

@@ -1,0 +1,1 @@
+"""Ports: the small protocols services need; adapters implement them."""

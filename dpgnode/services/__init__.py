@@ -1,0 +1,1 @@
+"""Use cases: each takes its ports and owns one transaction boundary."""

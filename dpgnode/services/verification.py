@@ -1,0 +1,107 @@
+"""Ledger verification (``dpg ledger verify``): recompute everything from the journal.
+
+Checks, all of which must hold for a healthy ledger:
+- the hash chain over entries verifies and ends at the stored head (no edited, deleted or
+  reordered entry);
+- sequence numbers are contiguous from 1;
+- every entry sums to zero per asset, and so does the whole journal;
+- every account balance equals the sum of its postings;
+- no account that forbids overdraft is negative;
+- every owner's ``held`` balance equals the remaining amount of its open holds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from dpgnode.domain.ledger import (
+    GENESIS_HASH,
+    AccountKind,
+    AccountRef,
+    chain_hash,
+    ensure_balanced,
+    sum_by_asset,
+)
+from dpgnode.errors import ValidationError
+from dpgnode.ports.queries import LedgerReader
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    entries: int = 0
+    accounts: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_ledger(reader: LedgerReader, *, max_problems: int = 100) -> VerifyReport:
+    """Recompute balances and the hash chain from the journal; report every mismatch."""
+    report = VerifyReport()
+    problems = report.problems
+    prev_hash = GENESIS_HASH
+    expected_seq = 1
+    sums: dict[AccountRef, int] = defaultdict(int)
+    totals: dict[str, int] = defaultdict(int)
+    for entry in reader.entries():
+        report.entries += 1
+        if entry.seq != expected_seq:
+            problems.append(f"entry {entry.id}: sequence {entry.seq}, expected {expected_seq}")
+        expected_seq = entry.seq + 1
+        if chain_hash(prev_hash, entry) != entry.hash:
+            problems.append(f"entry {entry.id} (seq {entry.seq}): hash chain broken")
+        prev_hash = entry.hash
+        try:
+            ensure_balanced(entry.postings)
+        except ValidationError as exc:
+            problems.append(f"entry {entry.id}: {exc.message}")
+        for asset, total in sum_by_asset(entry.postings).items():
+            totals[asset] += total
+        for posting in entry.postings:
+            sums[posting.account] += posting.units
+        if len(problems) >= max_problems:
+            return report
+    head_seq, head_hash = reader.head()
+    if (head_seq, head_hash) != (expected_seq - 1, prev_hash):
+        problems.append(
+            f"stored head (seq {head_seq}) does not match the last entry (seq {expected_seq - 1})"
+        )
+    report.totals = dict(totals)
+    problems.extend(
+        f"asset {asset}: postings sum to {total}, not 0"
+        for asset, total in sorted(totals.items()) if total != 0
+    )
+    _check_accounts(reader, sums, report)
+    return report
+
+
+def _check_accounts(
+    reader: LedgerReader, sums: dict[AccountRef, int], report: VerifyReport
+) -> None:
+    held_by_account: dict[AccountRef, int] = defaultdict(int)
+    for hold in reader.open_holds():
+        held_by_account[hold.held_account] += hold.remaining
+    for account in reader.accounts():
+        report.accounts += 1
+        expected = sums.pop(account.ref, 0)
+        if account.balance != expected:
+            report.problems.append(
+                f"account {account.ref.code}: balance {account.balance}, postings sum {expected}"
+            )
+        if account.balance < 0 and not account.allow_overdraft:
+            report.problems.append(f"account {account.ref.code}: overdrawn ({account.balance})")
+        if account.ref.kind is AccountKind.HELD:
+            held = held_by_account.pop(account.ref, 0)
+            if held != account.balance:
+                report.problems.append(
+                    f"account {account.ref.code}: balance {account.balance}, open holds {held}"
+                )
+    report.problems.extend(f"postings on unknown account {ref.code}" for ref in sums)
+    report.problems.extend(
+        f"open holds of {units} on missing account {ref.code}"
+        for ref, units in held_by_account.items() if units
+    )
