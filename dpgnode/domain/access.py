@@ -44,8 +44,15 @@ STORE_PERMISSIONS: frozenset[str] = frozenset(
     }
 )
 SERVER_PERMISSIONS: frozenset[str] = frozenset(
-    {UNRESTRICTED, SERVER_MODIFY, SERVER_VIEW, LEDGER_VIEW, LEDGER_POST,
-     "btcpay.user.canviewprofile", "btcpay.user.canmodifyprofile"}
+    {
+        UNRESTRICTED,
+        SERVER_MODIFY,
+        SERVER_VIEW,
+        LEDGER_VIEW,
+        LEDGER_POST,
+        "btcpay.user.canviewprofile",
+        "btcpay.user.canmodifyprofile",
+    }
 )
 KNOWN_PERMISSIONS = STORE_PERMISSIONS | SERVER_PERMISSIONS
 
@@ -70,9 +77,7 @@ _IMPLIES: dict[str, frozenset[str]] = {
         {"btcpay.store.cancreatenonapprovedpullpayments"}
     ),
     "btcpay.store.canmanagepayouts": frozenset({"btcpay.store.canviewpayouts"}),
-    "btcpay.store.canmodifypaymentrequests": frozenset(
-        {"btcpay.store.canviewpaymentrequests"}
-    ),
+    "btcpay.store.canmodifypaymentrequests": frozenset({"btcpay.store.canviewpaymentrequests"}),
     "btcpay.user.canmodifyprofile": frozenset({"btcpay.user.canviewprofile"}),
 }
 _STORE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
@@ -93,9 +98,7 @@ class Permission:
             raise ValidationError(f"unknown permission {name[:80]!r}", field="permissions")
         if store_id:
             if name not in STORE_PERMISSIONS:
-                raise ValidationError(
-                    f"{name} cannot be limited to a store", field="permissions"
-                )
+                raise ValidationError(f"{name} cannot be limited to a store", field="permissions")
             if not _STORE_ID.match(store_id):
                 raise ValidationError("invalid store id in permission", field="permissions")
         return cls(name, store_id or None)
@@ -131,6 +134,7 @@ class ApiKey:
 
     @property
     def active(self) -> bool:
+        """Whether the key has not been revoked."""
         return self.revoked_at is None
 
     def allows(self, permission: str, store_id: str | None = None) -> bool:

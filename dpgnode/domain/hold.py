@@ -16,12 +16,16 @@ from dpgnode.errors import ConflictError, ValidationError
 
 
 class HoldStatus(StrEnum):
+    """Whether a hold still accepts captures and a release."""
+
     OPEN = "open"
     CLOSED = "closed"
 
 
 @dataclass(frozen=True, slots=True)
 class Hold:
+    """Value reserved on an available account until captured or released."""
+
     id: str
     account: AccountRef
     amount: int
@@ -31,10 +35,12 @@ class Hold:
 
     @property
     def remaining(self) -> int:
+        """Base units still on hold."""
         return self.amount - self.captured - self.released
 
     @property
     def held_account(self) -> AccountRef:
+        """The owner's account that carries the reserved value."""
         return self.account.sibling(AccountKind.HELD)
 
 

@@ -37,12 +37,16 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 class OwnerType(StrEnum):
+    """Who an account belongs to."""
+
     OPERATOR = "operator"
     STORE = "store"
     USER = "user"
 
 
 class AccountKind(StrEnum):
+    """What an account is for; ``world`` stands for everything outside the node."""
+
     AVAILABLE = "available"
     HELD = "held"
     PENDING = "pending"
@@ -52,6 +56,8 @@ class AccountKind(StrEnum):
 
 
 class EntryKind(StrEnum):
+    """Why an entry was posted."""
+
     TRANSFER = "transfer"
     HOLD = "hold"
     CAPTURE = "capture"
@@ -74,6 +80,7 @@ class AccountRef:
 
     @property
     def code(self) -> str:
+        """Text form ``owner_type:owner_id:ASSET:kind``."""
         return f"{self.owner_type}:{self.owner_id}:{self.asset}:{self.kind}"
 
     @classmethod

@@ -25,8 +25,10 @@ _ASSET_CODE = re.compile(r"^[A-Z0-9]{2,12}(?:-[A-Z0-9]{2,12})?$")
 
 
 class AssetKind(StrEnum):
+    """Native coin, token on a chain, or fiat currency."""
+
     CRYPTO = "crypto"
-    TOKEN = "token"
+    TOKEN = "token"  # noqa: S105 - an asset kind, not a credential
     FIAT = "fiat"
 
 
@@ -76,6 +78,7 @@ class Amount:
         return format_units(self.units, self.asset.decimals)
 
     def negated(self) -> Amount:
+        """The same quantity with the opposite sign (for postings)."""
         return Amount(-self.units, self.asset)
 
     def __add__(self, other: Amount) -> Amount:
@@ -113,13 +116,12 @@ def parse_units(text: str, decimals: int, *, field: str = "amount", signed: bool
         raise ValidationError("amount must not be negative", field=field)
     frac = (match["frac"] or "").rstrip("0") if match["frac"] else ""
     if len(frac) > decimals:
-        raise ValidationError(
-            f"amount has more than {decimals} fractional digits", field=field
-        )
+        raise ValidationError(f"amount has more than {decimals} fractional digits", field=field)
     units = int(match["int"]) * 10**decimals + (int(frac.ljust(decimals, "0")) if frac else 0)
     if units > MAX_UNITS:
         raise ValidationError("amount exceeds the uint256 range", field=field)
-    return -units if negative else units
+    signed_units: int = -units if negative else units
+    return signed_units
 
 
 def format_units(units: int, decimals: int) -> str:

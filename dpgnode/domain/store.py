@@ -10,6 +10,8 @@ from dpgnode.errors import ValidationError
 
 
 class SpeedPolicy(StrEnum):
+    """Greenfield speed policies: how many confirmations settle an invoice."""
+
     HIGH = "HighSpeed"
     MEDIUM = "MediumSpeed"
     LOW_MEDIUM = "LowMediumSpeed"
@@ -18,6 +20,8 @@ class SpeedPolicy(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Store:
+    """A merchant's shop and the settings its invoices inherit."""
+
     id: str
     name: str
     created_at: datetime
@@ -31,7 +35,9 @@ class Store:
 
     def __post_init__(self) -> None:
         validate_store_fields(
-            self.name, self.invoice_expiration, self.monitoring_expiration,
+            self.name,
+            self.invoice_expiration,
+            self.monitoring_expiration,
             self.payment_tolerance,
         )
 

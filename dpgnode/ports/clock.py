@@ -11,4 +11,6 @@ class Clock(Protocol):
     process. Nothing outside ``adapters`` may call ``datetime.now()``.
     """
 
-    def now(self) -> datetime: ...
+    def now(self) -> datetime:
+        """The current time, aware and in UTC."""
+        ...

@@ -16,7 +16,9 @@ class EventSink(Protocol):
 
     name: str
 
-    def deliver(self, event: OutboxEvent) -> None: ...
+    def deliver(self, event: OutboxEvent) -> None:
+        """Hand ``event`` to the sink; raise on any failure."""
+        ...
 
 
 class OutboxStore(Protocol):
@@ -27,12 +29,20 @@ class OutboxStore(Protocol):
     each attempt, both durably, so a restarted relay resumes exactly where it stopped.
     """
 
-    def pending(self, sink: str, limit: int) -> Sequence[OutboxEvent]: ...
+    def pending(self, sink: str, limit: int) -> Sequence[OutboxEvent]:
+        """Up to ``limit`` events after ``sink``'s cursor, oldest first."""
+        ...
 
-    def advance(self, sink: str, event: OutboxEvent) -> None: ...
+    def advance(self, sink: str, event: OutboxEvent) -> None:
+        """Durably move ``sink``'s cursor past ``event``."""
+        ...
 
     def record_attempt(
         self, sink: str, event: OutboxEvent, *, ok: bool, error: str, attempt: int
-    ) -> None: ...
+    ) -> None:
+        """Durably record one delivery attempt."""
+        ...
 
-    def attempts_so_far(self, sink: str, event: OutboxEvent) -> int: ...
+    def attempts_so_far(self, sink: str, event: OutboxEvent) -> int:
+        """How many attempts ``sink`` has made for ``event``."""
+        ...

@@ -11,4 +11,6 @@ class IdGenerator(Protocol):
     at the right edge of the index) and never repeat.
     """
 
-    def new(self, prefix: str) -> str: ...
+    def new(self, prefix: str) -> str:
+        """A new, time-ordered id ``prefix_<hex>``."""
+        ...

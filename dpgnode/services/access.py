@@ -45,12 +45,14 @@ class IssuedKey:
 
 
 def hash_key(secret: str) -> str:
+    """SHA-256 digest under which an API key secret is stored."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _store_event(kind: str, store: Store) -> DomainEvent:
     return DomainEvent(
-        type=f"store.{kind}", aggregate=f"store:{store.id}",
+        type=f"store.{kind}",
+        aggregate=f"store:{store.id}",
         payload={"storeId": store.id, "name": store.name},
     )
 
@@ -58,8 +60,14 @@ def _store_event(kind: str, store: Store) -> DomainEvent:
 class AccessService:
     """Stores and API keys over the ``Writer`` and the read side."""
 
-    def __init__(self, writer: Writer, reader: AccessReader, ids: IdGenerator, clock: Clock,
-                 currencies: Iterable[str]) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        reader: AccessReader,
+        ids: IdGenerator,
+        clock: Clock,
+        currencies: Iterable[str],
+    ) -> None:
         self._writer = writer
         self._reader = reader
         self._ids = ids
@@ -69,6 +77,7 @@ class AccessService:
     # -- stores ------------------------------------------------------------------------
 
     def create_store(self, fields: StoreFields) -> Store:
+        """Create a store; ``fields.name`` is required."""
         if fields.name is None:
             raise ValidationError("name is required", field="name")
         store = self._apply(
@@ -83,6 +92,8 @@ class AccessService:
         return self._writer.run(command)
 
     def update_store(self, store_id: str, fields: StoreFields) -> Store:
+        """Change the given settings of a store."""
+
         def command(tx: Tx) -> Store:
             updated = self._apply(_existing_store(tx, store_id), fields)
             tx.save_store(updated)
@@ -92,6 +103,8 @@ class AccessService:
         return self._writer.run(command)
 
     def archive_store(self, store_id: str) -> Store:
+        """Archive a store: it disappears from listings; its ledger stays."""
+
         def command(tx: Tx) -> Store:
             archived = replace(_existing_store(tx, store_id), archived=True)
             tx.save_store(archived)
@@ -108,6 +121,7 @@ class AccessService:
         return store
 
     def stores(self, visible: frozenset[str] | None = None) -> list[Store]:
+        """Active stores the caller may see."""
         return [s for s in self._reader.stores(visible) if not s.archived]
 
     def _apply(self, store: Store, fields: StoreFields) -> Store:
@@ -130,8 +144,11 @@ class AccessService:
                 self.store(permission.store_id)
         secret = secrets.token_hex(20)
         key = ApiKey(
-            id=self._ids.new("key"), label=label, permissions=parsed,
-            key_hash=hash_key(secret), created_at=self._clock.now(),
+            id=self._ids.new("key"),
+            label=label,
+            permissions=parsed,
+            key_hash=hash_key(secret),
+            created_at=self._clock.now(),
         )
 
         def command(tx: Tx) -> ApiKey:
@@ -149,6 +166,8 @@ class AccessService:
         return key
 
     def revoke_api_key(self, key_id: str) -> ApiKey:
+        """Revoke a key; revoking twice is a no-op."""
+
         def command(tx: Tx) -> ApiKey:
             key = tx.api_key(key_id)
             if key is None:
@@ -163,6 +182,7 @@ class AccessService:
         return self._writer.run(command)
 
     def api_keys(self) -> list[ApiKey]:
+        """Every key (secrets are never stored, so never returned)."""
         return list(self._reader.api_keys())
 
 

@@ -37,6 +37,8 @@ class Posted:
 
 @dataclass(frozen=True, slots=True)
 class HoldResult:
+    """A hold after an operation, the entry it posted, and whether it is new."""
+
     hold: Hold
     entry: JournalEntry
     created: bool
@@ -88,9 +90,11 @@ class LedgerService:
         self._ids = ids
 
     def post(self, draft: EntryDraft) -> Posted:
+        """Post ``draft`` once; a replay of its key returns the original entry."""
         return self._writer.run(post_command(draft), _hints(draft))
 
     async def post_async(self, draft: EntryDraft) -> Posted:
+        """``post`` for event-loop callers."""
         return await self._writer.run_async(post_command(draft), _hints(draft))
 
     def reverse(self, entry_id: str, idempotency_key: str, memo: str = "") -> Posted:
@@ -114,8 +118,9 @@ class LedgerService:
 
         return self._writer.run(command, Hints((idempotency_key,)))
 
-    def reserve(self, account: AccountRef, units: int, idempotency_key: str,
-                memo: str = "") -> HoldResult:
+    def reserve(
+        self, account: AccountRef, units: int, idempotency_key: str, memo: str = ""
+    ) -> HoldResult:
         """Put ``units`` of ``account`` on hold (for an order or a payout)."""
         if units <= 0:
             raise ValidationError("hold amount must be positive", field="amount")
@@ -140,8 +145,14 @@ class LedgerService:
 
         return self._writer.run(command, Hints((idempotency_key,), (account, hold.held_account)))
 
-    def capture(self, hold_id: str, units: int, destination: AccountRef,
-                idempotency_key: str, memo: str = "") -> HoldResult:
+    def capture(
+        self,
+        hold_id: str,
+        units: int,
+        destination: AccountRef,
+        idempotency_key: str,
+        memo: str = "",
+    ) -> HoldResult:
         """Move ``units`` of an open hold to ``destination``."""
 
         def command(tx: Tx) -> HoldResult:
@@ -149,7 +160,8 @@ class LedgerService:
             replayed = _replayed(tx, idempotency_key, hold_id)
             if replayed is not None:
                 check_replay(
-                    replayed[1], holds.capture_draft(hold, units, destination, idempotency_key, memo)
+                    replayed[1],
+                    holds.capture_draft(hold, units, destination, idempotency_key, memo),
                 )
                 return HoldResult(hold, replayed[0], created=False)
             updated, draft = holds.capture(hold, units, destination, idempotency_key, memo)

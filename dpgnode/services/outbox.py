@@ -19,6 +19,8 @@ from dpgnode.ports.events import EventSink, OutboxStore
 
 @dataclass(frozen=True, slots=True)
 class RelayPass:
+    """What one relay pass did."""
+
     delivered: int
     failed: int
 
@@ -29,8 +31,11 @@ def backoff(attempts: int) -> timedelta:
 
 
 class OutboxRelay:
-    def __init__(self, store: OutboxStore, sinks: list[EventSink], clock: Clock,
-                 batch: int = 200) -> None:
+    """Delivers outbox events to its sinks; see the module docstring."""
+
+    def __init__(
+        self, store: OutboxStore, sinks: list[EventSink], clock: Clock, batch: int = 200
+    ) -> None:
         self._store = store
         self._sinks = sinks
         self._clock = clock
@@ -38,6 +43,7 @@ class OutboxRelay:
         self._not_before: dict[str, datetime] = {}
 
     def add_sink(self, sink: EventSink) -> None:
+        """Register another sink; it starts from its stored cursor."""
         self._sinks.append(sink)
 
     def run_once(self) -> RelayPass:
@@ -53,7 +59,10 @@ class OutboxRelay:
                     sink.deliver(event)
                 except Exception as exc:  # any sink failure means: retry later
                     self._store.record_attempt(
-                        sink.name, event, ok=False, error=f"{type(exc).__name__}: {exc}"[:500],
+                        sink.name,
+                        event,
+                        ok=False,
+                        error=f"{type(exc).__name__}: {exc}"[:500],
                         attempt=attempt,
                     )
                     self._not_before[sink.name] = now + backoff(attempt)

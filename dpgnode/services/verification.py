@@ -29,6 +29,8 @@ from dpgnode.ports.queries import LedgerReader
 
 @dataclass(slots=True)
 class VerifyReport:
+    """What verification found; ``ok`` only without problems."""
+
     entries: int = 0
     accounts: int = 0
     totals: dict[str, int] = field(default_factory=dict)
@@ -36,6 +38,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """True when every check held."""
         return not self.problems
 
 
@@ -73,7 +76,8 @@ def verify_ledger(reader: LedgerReader, *, max_problems: int = 100) -> VerifyRep
     report.totals = dict(totals)
     problems.extend(
         f"asset {asset}: postings sum to {total}, not 0"
-        for asset, total in sorted(totals.items()) if total != 0
+        for asset, total in sorted(totals.items())
+        if total != 0
     )
     _check_accounts(reader, sums, report)
     return report
@@ -103,5 +107,6 @@ def _check_accounts(
     report.problems.extend(f"postings on unknown account {ref.code}" for ref in sums)
     report.problems.extend(
         f"open holds of {units} on missing account {ref.code}"
-        for ref, units in held_by_account.items() if units
+        for ref, units in held_by_account.items()
+        if units
     )

@@ -43,9 +43,13 @@ def make_engine(url: str, *, writer: bool = False) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.get_driver_name() != "psycopg":
-            raise ConfigError("PostgreSQL URLs must use the psycopg driver (postgresql+psycopg://)")
+            raise ConfigError(
+                "PostgreSQL URLs must use the psycopg driver (postgresql+psycopg://)"
+            )
         return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
-    raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL")
+    raise ConfigError(
+        f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL"
+    )
 
 
 def _install_sqlite_hooks(engine: Engine, begin: str) -> None:

@@ -58,7 +58,9 @@ def check(engine: Engine) -> DbCheck:
     current, head = current_revision(engine), head_revision(engine)
     problems: list[str] = []
     if current != head:
-        problems.append(f"database is at revision {current}, code expects {head}: run dpg db upgrade")
+        problems.append(
+            f"database is at revision {current}, code expects {head}: run `dpg db upgrade`"
+        )
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             result = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check")]

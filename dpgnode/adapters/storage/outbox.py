@@ -79,6 +79,8 @@ class SqlOutboxStore:
         a = tables.outbox_attempts
         with self._engine.connect() as conn:
             value = conn.execute(
-                select(func.count()).select_from(a).where(a.c.sink == sink, a.c.event_id == event.id)
+                select(func.count())
+                .select_from(a)
+                .where(a.c.sink == sink, a.c.event_id == event.id)
             ).scalar()
         return int(value or 0)

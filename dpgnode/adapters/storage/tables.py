@@ -1,5 +1,7 @@
-"""The schema, in SQLAlchemy Core. Alembic migrations are the source of truth on disk;
-``dpg db check`` compares them with this metadata, so the two never drift.
+"""The schema, in SQLAlchemy Core.
+
+Alembic migrations are the source of truth on disk; ``dpg db check`` compares the migrated
+database with this metadata, so the two never drift.
 """
 
 from __future__ import annotations

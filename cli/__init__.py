@@ -1,0 +1,1 @@
+"""The `dpg` command-line interface: thin Typer commands over the node's services."""
