@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from dpgnode.adapters.assets import load_registry
 from dpgnode.adapters.storage import migrate
 from dpgnode.adapters.storage.engine import make_engine
+from dpgnode.adapters.storage.idempotency import SqlIdempotencyStore
 from dpgnode.adapters.storage.outbox import SqlOutboxStore
 from dpgnode.adapters.storage.queries import SqlQueries
 from dpgnode.adapters.storage.writer import SqlWriter
@@ -22,6 +24,7 @@ from dpgnode.errors import ConfigError
 from dpgnode.ports.clock import Clock
 from dpgnode.ports.ids import IdGenerator
 from dpgnode.services.access import AccessService
+from dpgnode.services.idempotency import IdempotencyService
 from dpgnode.services.ledger import LedgerService
 from dpgnode.services.outbox import OutboxRelay
 from dpgnode.services.verification import VerifyReport, verify_ledger
@@ -44,6 +47,7 @@ class Node:
     access: AccessService
     outbox: SqlOutboxStore
     relay: OutboxRelay
+    idempotency: IdempotencyService
     _closed: bool = field(default=False, repr=False)
 
     def verify_ledger(self) -> VerifyReport:
@@ -100,4 +104,53 @@ def build_node(
         access=AccessService(writer, queries, ids, clock, assets),
         outbox=outbox,
         relay=OutboxRelay(outbox, [], clock),
+        idempotency=IdempotencyService(
+            SqlIdempotencyStore(writer), clock,
+            retention=timedelta(hours=settings.api.idempotency_retention_hours),
+        ),
     )
+
+
+# -- database administration (``dpg init``, ``dpg db``, ``dpg node start``) --------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    """The database's migration revision against the newest one this code ships."""
+
+    current: str | None
+    head: str | None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def schema_status(settings: Settings) -> SchemaStatus:
+    engine = make_engine(settings.database_url())
+    try:
+        return SchemaStatus(migrate.current_revision(engine), migrate.head_revision(engine))
+    finally:
+        engine.dispose()
+
+
+def upgrade_schema(settings: Settings) -> tuple[SchemaStatus, SchemaStatus]:
+    """Migrate the database to the newest revision; the status before and after."""
+    if settings.database_url().startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    before = schema_status(settings)
+    engine = make_engine(settings.database_url(), writer=True)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    return before, schema_status(settings)
+
+
+def check_database(settings: Settings) -> migrate.DbCheck:
+    """Integrity, pending migrations and schema drift of the configured database."""
+    engine = make_engine(settings.database_url())
+    try:
+        return migrate.check(engine)
+    finally:
+        engine.dispose()

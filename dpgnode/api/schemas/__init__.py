@@ -1,0 +1,1 @@
+"""Wire schemas: msgspec structs with camelCase names; amounts are decimal strings."""
