@@ -12,6 +12,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from dpgnode.adapters.assets import load_registry
+from dpgnode.adapters.events.inprocess import InProcessSink, Subscriber
 from dpgnode.adapters.storage import migrate
 from dpgnode.adapters.storage.engine import make_engine
 from dpgnode.adapters.storage.idempotency import SqlIdempotencyStore
@@ -19,6 +20,7 @@ from dpgnode.adapters.storage.outbox import SqlOutboxStore
 from dpgnode.adapters.storage.queries import SqlQueries
 from dpgnode.adapters.storage.writer import SqlWriter
 from dpgnode.adapters.system import SystemClock, Uuid7Ids
+from dpgnode.adapters.worker import PeriodicWorker
 from dpgnode.domain.money import AssetRegistry
 from dpgnode.errors import ConfigError
 from dpgnode.ports.clock import Clock
@@ -49,14 +51,33 @@ class Node:
     relay: OutboxRelay
     idempotency: IdempotencyService
     _closed: bool = field(default=False, repr=False)
+    _relay_worker: PeriodicWorker | None = field(default=None, repr=False)
 
     def verify_ledger(self) -> VerifyReport:
         return verify_ledger(self.queries)
+
+    def subscribe(
+        self, name: str, subscriber: Subscriber, *, types: tuple[str, ...] = ()
+    ) -> None:
+        """Deliver outbox events to ``subscriber``: in commit order, at least once.
+
+        Only events whose type starts with one of ``types`` (all when empty). Delivery
+        resumes from the sink's stored cursor, so ``name`` must stay stable across restarts.
+        """
+        self.relay.add_sink(InProcessSink(name, subscriber, types=types))
+
+    def start_workers(self, relay_interval: float = 0.25) -> None:
+        """Start the background outbox relay (the API process and ``dpg node start`` do)."""
+        if self._relay_worker is None:
+            self._relay_worker = PeriodicWorker("dpg-relay", self.relay.run_once, relay_interval)
+        self._relay_worker.start()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._relay_worker is not None:
+            self._relay_worker.stop()
         self.writer.close()
         self.engine.dispose()
         self.writer_engine.dispose()

@@ -111,4 +111,5 @@ def app_from_env() -> Litestar:
     settings = load_settings(config_file=Path(config_file) if config_file else None)
     configure_logging(settings.log)
     node = build_node(settings)
+    node.start_workers()
     return create_app(node, on_shutdown=[node.close])
