@@ -54,7 +54,9 @@ class Node:
     _relay_worker: PeriodicWorker | None = field(default=None, repr=False)
 
     def verify_ledger(self) -> VerifyReport:
-        return verify_ledger(self.queries)
+        # One snapshot: on a live node, entries and balances read a commit apart disagree.
+        with self.queries.snapshot() as snapshot:
+            return verify_ledger(snapshot)
 
     def subscribe(
         self, name: str, subscriber: Subscriber, *, types: tuple[str, ...] = ()

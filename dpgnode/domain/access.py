@@ -99,7 +99,7 @@ class Permission:
         if store_id:
             if name not in STORE_PERMISSIONS:
                 raise ValidationError(f"{name} cannot be limited to a store", field="permissions")
-            if not _STORE_ID.match(store_id):
+            if not _STORE_ID.fullmatch(store_id):
                 raise ValidationError("invalid store id in permission", field="permissions")
         return cls(name, store_id or None)
 

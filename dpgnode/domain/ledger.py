@@ -96,7 +96,7 @@ class AccountRef:
             ref = cls(OwnerType(owner_type), owner_id, asset, AccountKind(kind))
         except ValueError as exc:
             raise ValidationError(f"invalid account {code[:80]!r}: {exc}", field=field) from exc
-        if not _OWNER_ID.match(owner_id):
+        if not _OWNER_ID.fullmatch(owner_id):
             raise ValidationError("invalid account owner id", field=field)
         return ref
 
@@ -175,7 +175,7 @@ def validate_draft(draft: EntryDraft) -> None:
         ValidationError: bad key, fewer than two postings, a zero or oversized posting,
             or postings that do not sum to zero per asset.
     """
-    if not isinstance(draft.idempotency_key, str) or not _IDEMPOTENCY_KEY.match(
+    if not isinstance(draft.idempotency_key, str) or not _IDEMPOTENCY_KEY.fullmatch(
         draft.idempotency_key
     ):
         raise ValidationError(
@@ -240,6 +240,11 @@ def reversal_draft(entry: JournalEntry, idempotency_key: str, memo: str = "") ->
     """The entry that undoes ``entry``: same accounts, opposite signs, linked back to it."""
     if entry.kind is EntryKind.REVERSAL:
         raise ConflictError("a reversal cannot itself be reversed; post a new entry")
+    if entry.kind in (EntryKind.HOLD, EntryKind.CAPTURE, EntryKind.RELEASE):
+        # Reversing it would move the held balance away from what the hold record says.
+        raise ConflictError(
+            f"a {entry.kind} entry belongs to a hold: release the hold or post a new entry"
+        )
     return EntryDraft(
         idempotency_key=idempotency_key,
         postings=tuple(Posting(p.account, -p.units) for p in entry.postings),

@@ -20,7 +20,7 @@ from dpgnode.errors import NotFoundError, ValidationError
 MAX_UNITS = 10**78 - 1
 """Largest magnitude an amount may have: a uint256 holds up to 2**256 - 1 (about 1.16e77)."""
 
-_DECIMAL = re.compile(r"^(?P<sign>-?)(?P<int>\d+)(?:\.(?P<frac>\d+))?$")
+_DECIMAL = re.compile(r"^(?P<sign>-?)(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?$")  # ASCII only
 _ASSET_CODE = re.compile(r"^[A-Z0-9]{2,12}(?:-[A-Z0-9]{2,12})?$")
 
 
@@ -47,7 +47,7 @@ class Asset:
     network: str = ""
 
     def __post_init__(self) -> None:
-        if not _ASSET_CODE.match(self.code):
+        if not _ASSET_CODE.fullmatch(self.code):
             raise ValidationError(f"invalid asset code {self.code!r}", field="code")
         if not 0 <= self.decimals <= 36:
             raise ValidationError(

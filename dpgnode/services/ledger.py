@@ -15,14 +15,21 @@ from dpgnode.domain import hold as holds
 from dpgnode.domain.events import DomainEvent
 from dpgnode.domain.hold import Hold
 from dpgnode.domain.ledger import (
+    AccountKind,
     AccountRef,
     EntryDraft,
+    EntryKind,
     JournalEntry,
     check_replay,
     reversal_draft,
     validate_draft,
 )
-from dpgnode.errors import ConflictError, NotFoundError, ValidationError
+from dpgnode.errors import (
+    ConflictError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+    ValidationError,
+)
 from dpgnode.ports.ids import IdGenerator
 from dpgnode.ports.uow import Hints, Tx, Writer
 
@@ -45,8 +52,15 @@ class HoldResult:
 
 
 def post_command(draft: EntryDraft) -> Callable[[Tx], Posted]:
-    """The command that posts ``draft`` exactly once under its idempotency key."""
+    """The command that posts ``draft`` exactly once under its idempotency key.
+
+    Raises:
+        ValidationError: the draft is invalid, is not a plain transfer, or touches a
+            ``held`` account (holds and reversals have their own use cases, which keep
+            hold records and reversal links consistent with the postings).
+    """
     validate_draft(draft)
+    _ensure_plain_transfer(draft)
 
     def command(tx: Tx) -> Posted:
         existing = tx.entry_by_key(draft.idempotency_key)
@@ -56,6 +70,20 @@ def post_command(draft: EntryDraft) -> Callable[[Tx], Posted]:
         return Posted(_post(tx, draft), created=True)
 
     return command
+
+
+def _ensure_plain_transfer(draft: EntryDraft) -> None:
+    if draft.kind is not EntryKind.TRANSFER or draft.reverses is not None:
+        raise ValidationError(
+            "only transfers can be posted: use reverse, reserve, capture or release",
+            field="kind",
+        )
+    for index, posting in enumerate(draft.postings):
+        if posting.account.kind is AccountKind.HELD:
+            raise ValidationError(
+                "held accounts change only through reserve, capture and release",
+                field=f"postings[{index}].account",
+            )
 
 
 def _post(tx: Tx, draft: EntryDraft) -> JournalEntry:
@@ -104,7 +132,7 @@ class LedgerService:
             existing = tx.entry_by_key(idempotency_key)
             if existing is not None:
                 if existing[0].reverses != entry_id:
-                    raise ConflictError(
+                    raise IdempotencyKeyReusedError(
                         "idempotency key was already used for a different entry",
                         details={"idempotency_key": idempotency_key},
                     )
@@ -157,7 +185,7 @@ class LedgerService:
 
         def command(tx: Tx) -> HoldResult:
             hold = _existing_hold(tx, hold_id)
-            replayed = _replayed(tx, idempotency_key, hold_id)
+            replayed = _replayed(tx, idempotency_key, hold_id, EntryKind.CAPTURE)
             if replayed is not None:
                 check_replay(
                     replayed[1],
@@ -176,7 +204,7 @@ class LedgerService:
 
         def command(tx: Tx) -> HoldResult:
             hold = _existing_hold(tx, hold_id)
-            replayed = _replayed(tx, idempotency_key, hold_id)
+            replayed = _replayed(tx, idempotency_key, hold_id, EntryKind.RELEASE)
             if replayed is not None:
                 return HoldResult(hold, replayed[0], created=False)
             updated, draft = holds.release(hold, idempotency_key, memo)
@@ -194,13 +222,19 @@ def _existing_hold(tx: Tx, hold_id: str) -> Hold:
     return hold
 
 
-def _replayed(tx: Tx, idempotency_key: str, hold_id: str) -> tuple[JournalEntry, str] | None:
-    """The entry a replayed hold operation created, refusing a key used elsewhere."""
+def _replayed(
+    tx: Tx, idempotency_key: str, hold_id: str, kind: EntryKind
+) -> tuple[JournalEntry, str] | None:
+    """The entry a replayed hold operation created, refusing a key used elsewhere.
+
+    The key must have been used for the same operation (``kind``) on the same hold: a
+    release replayed under the key of the hold's reserve must not pass for a release.
+    """
     existing = tx.entry_by_key(idempotency_key)
     if existing is None:
         return None
-    if existing[0].metadata.get("hold_id") != hold_id:
-        raise ConflictError(
+    if existing[0].metadata.get("hold_id") != hold_id or existing[0].kind is not kind:
+        raise IdempotencyKeyReusedError(
             "idempotency key was already used for a different entry",
             details={"idempotency_key": idempotency_key},
         )

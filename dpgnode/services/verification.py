@@ -2,7 +2,7 @@
 
 Checks, all of which must hold for a healthy ledger:
 - the hash chain over entries verifies and ends at the stored head (no edited, deleted or
-  reordered entry);
+  reordered entry), and each entry's content still matches its content hash;
 - sequence numbers are contiguous from 1;
 - every entry sums to zero per asset, and so does the whole journal;
 - every account balance equals the sum of its postings;
@@ -19,6 +19,8 @@ from dpgnode.domain.ledger import (
     GENESIS_HASH,
     AccountKind,
     AccountRef,
+    EntryDraft,
+    JournalEntry,
     chain_hash,
     ensure_balanced,
     sum_by_asset,
@@ -58,6 +60,10 @@ def verify_ledger(reader: LedgerReader, *, max_problems: int = 100) -> VerifyRep
         if chain_hash(prev_hash, entry) != entry.hash:
             problems.append(f"entry {entry.id} (seq {entry.seq}): hash chain broken")
         prev_hash = entry.hash
+        # The chain covers the stored content hash; recomputing it covers the content itself
+        # (postings, memo, kind, metadata), else an edit that keeps every sum would pass.
+        if _content_hash(entry) != entry.content_hash:
+            problems.append(f"entry {entry.id} (seq {entry.seq}): content does not match its hash")
         try:
             ensure_balanced(entry.postings)
         except ValidationError as exc:
@@ -81,6 +87,13 @@ def verify_ledger(reader: LedgerReader, *, max_problems: int = 100) -> VerifyRep
     )
     _check_accounts(reader, sums, report)
     return report
+
+
+def _content_hash(entry: JournalEntry) -> str:
+    return EntryDraft(
+        entry.idempotency_key, entry.postings, entry.kind, entry.memo, entry.reverses,
+        entry.metadata,
+    ).content_hash()
 
 
 def _check_accounts(

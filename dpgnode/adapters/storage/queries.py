@@ -1,17 +1,18 @@
 """Read side over SQL: balances, statements, entries in order, stores and API keys.
 
 Reads use their own pooled connections (WAL lets them run beside the writer) and see only
-committed data.
+committed data; ``snapshot()`` gives reads that all see the same committed state.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from dpgnode.adapters.storage import mappers, tables
 from dpgnode.domain.access import ApiKey
@@ -26,8 +27,31 @@ _BATCH = 2000
 class SqlQueries:
     """``LedgerReader`` and ``AccessReader`` over one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, connection: Connection | None = None) -> None:
         self._engine = engine
+        self._bound = connection
+
+    @contextmanager
+    def snapshot(self) -> Iterator[SqlQueries]:
+        """Reads that all see one committed state, inside one read transaction.
+
+        REPEATABLE READ on PostgreSQL; on SQLite (WAL) a read transaction is a snapshot.
+        Verification needs it on a live node: entries and balances read a commit apart
+        disagree.
+        """
+        with self._engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield SqlQueries(self._engine, conn)
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        if self._bound is not None:
+            yield self._bound
+            return
+        with self._engine.connect() as conn:
+            yield conn
 
     # -- ledger ------------------------------------------------------------------------
 
@@ -42,11 +66,11 @@ class SqlQueries:
             query = query.where(a.c.owner_id == owner_id)
         if asset:
             query = query.where(a.c.asset == asset)
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             return [mappers.account(row) for row in conn.execute(query).mappings()]
 
     def account(self, ref: AccountRef) -> Account | None:
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(tables.accounts).where(tables.accounts.c.code == ref.code)
             ).mappings().first()
@@ -67,7 +91,7 @@ class SqlQueries:
             query = query.where(j.c.created_at < end)
         opening = 0
         lines: list[StatementLine] = []
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             for row in conn.execute(query).mappings():
                 if start is not None and row["created_at"] < start:
                     opening += row["units"]
@@ -84,7 +108,7 @@ class SqlQueries:
     def entries(self) -> Iterator[JournalEntry]:
         j, p, a = tables.journal, tables.postings, tables.accounts
         after = 0
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             while True:
                 rows = list(
                     conn.execute(
@@ -116,7 +140,7 @@ class SqlQueries:
 
     def _one_entry(self, condition: Any) -> JournalEntry | None:
         j, p, a = tables.journal, tables.postings, tables.accounts
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(select(j).where(condition)).mappings().first()
             if row is None:
                 return None
@@ -132,7 +156,7 @@ class SqlQueries:
         return mappers.entry(row, postings)
 
     def head(self) -> tuple[int, str]:
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(select(tables.ledger_head)).mappings().one()
         return int(row["seq"]), row["hash"]
 
@@ -145,7 +169,7 @@ class SqlQueries:
 
     def _holds(self, condition: Any) -> list[Hold]:
         h, a = tables.holds, tables.accounts
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 select(h, a.c.owner_type, a.c.owner_id, a.c.asset, a.c.kind)
                 .join(a, a.c.id == h.c.account_id)
@@ -157,7 +181,7 @@ class SqlQueries:
     # -- stores and keys ---------------------------------------------------------------
 
     def store(self, store_id: str) -> Store | None:
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(tables.stores).where(tables.stores.c.id == store_id)
             ).mappings().first()
@@ -167,25 +191,25 @@ class SqlQueries:
         query = select(tables.stores).order_by(tables.stores.c.created_at, tables.stores.c.id)
         if ids is not None:
             query = query.where(tables.stores.c.id.in_(sorted(ids)))
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             return [mappers.store(row) for row in conn.execute(query).mappings()]
 
     def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(tables.api_keys).where(tables.api_keys.c.key_hash == key_hash)
             ).mappings().first()
         return None if row is None else mappers.api_key(row)
 
     def api_key(self, key_id: str) -> ApiKey | None:
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(tables.api_keys).where(tables.api_keys.c.id == key_id)
             ).mappings().first()
         return None if row is None else mappers.api_key(row)
 
     def api_keys(self) -> Sequence[ApiKey]:
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 select(tables.api_keys).order_by(tables.api_keys.c.created_at)
             ).mappings()
