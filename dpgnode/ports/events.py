@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from dpgnode.domain.events import OutboxEvent
@@ -25,24 +26,22 @@ class OutboxStore(Protocol):
     """Where the relay reads pending events and records its progress.
 
     Contract: ``pending`` returns events after the sink's cursor in commit order;
-    ``advance`` moves the cursor past one delivered event and ``record_attempt`` stores
-    each attempt, both durably, so a restarted relay resumes exactly where it stopped.
+    ``mark_delivered`` moves the cursor past one delivered event and ``record_failure``
+    stores a failed attempt, both durably, so a restarted relay resumes exactly where it stopped.
     """
 
     def pending(self, sink: str, limit: int) -> Sequence[OutboxEvent]:
         """Up to ``limit`` events after ``sink``'s cursor, oldest first."""
         ...
 
-    def advance(self, sink: str, event: OutboxEvent) -> None:
-        """Durably move ``sink``'s cursor past ``event``."""
+    def mark_delivered(self, sink: str, event: OutboxEvent, *, attempt: int) -> None:
+        """Durably record the successful attempt and move the cursor past ``event``, together."""
         ...
 
-    def record_attempt(
-        self, sink: str, event: OutboxEvent, *, ok: bool, error: str, attempt: int
-    ) -> None:
-        """Durably record one delivery attempt."""
+    def record_failure(self, sink: str, event: OutboxEvent, *, error: str, attempt: int) -> None:
+        """Durably record one failed delivery attempt."""
         ...
 
-    def attempts_so_far(self, sink: str, event: OutboxEvent) -> int:
-        """How many attempts ``sink`` has made for ``event``."""
+    def attempt_history(self, sink: str, event: OutboxEvent) -> tuple[int, datetime | None]:
+        """How many attempts ``sink`` made for ``event``, and when the last one was."""
         ...

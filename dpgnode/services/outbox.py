@@ -4,14 +4,14 @@ Each sink has a durable cursor; the relay hands it events after the cursor in co
 and advances the cursor only after the sink accepted the event. A failing event blocks the
 events behind it for that sink (head-of-line), which is what keeps order per aggregate (and
 overall) without per-aggregate bookkeeping; other sinks are unaffected. Every attempt is
-recorded, and the retry delay grows with the recorded attempt count, so a restarted relay
-neither resets its backoff nor re-orders anything.
+recorded, and the next attempt waits ``backoff(attempts)`` after the last recorded one, so
+a restarted relay neither resets its backoff nor re-orders anything.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from dpgnode.ports.clock import Clock
 from dpgnode.ports.events import EventSink, OutboxStore
@@ -40,7 +40,6 @@ class OutboxRelay:
         self._sinks = sinks
         self._clock = clock
         self._batch = batch
-        self._not_before: dict[str, datetime] = {}
 
     def add_sink(self, sink: EventSink) -> None:
         """Register another sink; it starts from its stored cursor."""
@@ -51,24 +50,22 @@ class OutboxRelay:
         delivered = failed = 0
         now = self._clock.now()
         for sink in list(self._sinks):
-            if self._not_before.get(sink.name, now) > now:
-                continue
             for event in self._store.pending(sink.name, self._batch):
-                attempt = self._store.attempts_so_far(sink.name, event) + 1
+                attempts, last_at = self._store.attempt_history(sink.name, event)
+                if attempts and last_at is not None and last_at + backoff(attempts) > now:
+                    break  # still backing off, also after a restart: the wait is derived
+                attempt = attempts + 1
                 try:
                     sink.deliver(event)
                 except Exception as exc:  # any sink failure means: retry later
-                    self._store.record_attempt(
+                    self._store.record_failure(
                         sink.name,
                         event,
-                        ok=False,
                         error=f"{type(exc).__name__}: {exc}"[:500],
                         attempt=attempt,
                     )
-                    self._not_before[sink.name] = now + backoff(attempt)
                     failed += 1
                     break
-                self._store.record_attempt(sink.name, event, ok=True, error="", attempt=attempt)
-                self._store.advance(sink.name, event)
+                self._store.mark_delivered(sink.name, event, attempt=attempt)
                 delivered += 1
         return RelayPass(delivered, failed)

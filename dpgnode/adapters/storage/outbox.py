@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Engine, func, insert, select, update
 
@@ -42,45 +43,56 @@ class SqlOutboxStore:
             ).mappings()
             return [
                 OutboxEvent(
-                    seq=row["seq"], id=row["id"], type=row["type"], aggregate=row["aggregate"],
-                    payload=json.loads(row["payload"]), created_at=row["created_at"],
+                    seq=row["seq"],
+                    id=row["id"],
+                    type=row["type"],
+                    aggregate=row["aggregate"],
+                    payload=json.loads(row["payload"]),
+                    created_at=row["created_at"],
                 )
                 for row in rows
             ]
 
-    def advance(self, sink: str, event: OutboxEvent) -> None:
+    def mark_delivered(self, sink: str, event: OutboxEvent, *, attempt: int) -> None:
         now = self._clock.now()
         c = tables.outbox_cursors
 
         def command(tx: SqlTx) -> None:
+            tx.execute(
+                insert(tables.outbox_attempts).values(
+                    sink=sink, event_id=event.id, attempt=attempt, ok=True, error="", at=now
+                )
+            )
             done = tx.execute(
-                update(c).where(c.c.sink == sink, c.c.last_seq < event.seq)
+                update(c)
+                .where(c.c.sink == sink, c.c.last_seq < event.seq)
                 .values(last_seq=event.seq, updated_at=now)
             )
-            if done.rowcount == 0:
-                exists = tx.execute(
-                    select(c.c.sink).where(c.c.sink == sink)
-                ).first()
-                if exists is None:
-                    tx.execute(
-                        insert(c).values(sink=sink, last_seq=event.seq, updated_at=now)
-                    )
+            if (
+                done.rowcount == 0
+                and tx.execute(select(c.c.sink).where(c.c.sink == sink)).first() is None
+            ):
+                tx.execute(insert(c).values(sink=sink, last_seq=event.seq, updated_at=now))
 
         self._writer.run_sql(command)
 
-    def record_attempt(
-        self, sink: str, event: OutboxEvent, *, ok: bool, error: str, attempt: int
-    ) -> None:
-        row = {"sink": sink, "event_id": event.id, "attempt": attempt, "ok": ok,
-               "error": error, "at": self._clock.now()}
+    def record_failure(self, sink: str, event: OutboxEvent, *, error: str, attempt: int) -> None:
+        row = {
+            "sink": sink,
+            "event_id": event.id,
+            "attempt": attempt,
+            "ok": False,
+            "error": error,
+            "at": self._clock.now(),
+        }
         self._writer.run_sql(lambda tx: tx.execute(insert(tables.outbox_attempts).values(row)))
 
-    def attempts_so_far(self, sink: str, event: OutboxEvent) -> int:
+    def attempt_history(self, sink: str, event: OutboxEvent) -> tuple[int, datetime | None]:
         a = tables.outbox_attempts
         with self._engine.connect() as conn:
-            value = conn.execute(
-                select(func.count())
-                .select_from(a)
-                .where(a.c.sink == sink, a.c.event_id == event.id)
-            ).scalar()
-        return int(value or 0)
+            row = conn.execute(
+                select(func.count(), func.max(a.c.at)).where(
+                    a.c.sink == sink, a.c.event_id == event.id
+                )
+            ).one()
+        return int(row[0] or 0), row[1]
