@@ -2,9 +2,16 @@
 
 Ledger rows (accounts, journal, postings, holds, outbox events) are buffered in memory and
 written with one ``executemany`` per table when the batch flushes: that is what makes group
-commit cheap (TigerBeetle's prefetch-validate-apply). Each command keeps an undo log, so a
-command that raises leaves no trace in the buffers; the rare raw statements (stores, API
-keys) run inside a savepoint the command opens on first use.
+commit cheap (TigerBeetle's prefetch-validate-apply). The hot tables go through
+``bulk.BulkStatement`` (driver SQL, Core's bind processors), so a batch costs O(tables)
+statements and little Python per row. Each command keeps an undo log, so a command that
+raises leaves no trace in the buffers; the rare raw statements (stores, API keys) run
+inside a savepoint the command opens on first use.
+
+The writer may hand in ``accounts``, its cache of committed account rows, when it knows no
+other connection has written since the cache was filled (see ``SqlWriter``); the
+transaction then updates it in place, and the writer drops it if the batch does not commit.
+Accounts are written only through this class, which is what makes such a cache sound.
 
 Invariants checked before the batch commits: the batch's postings sum to zero per asset and
 the hash chain continues from the stored head.
@@ -15,13 +22,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.engine import NestedTransaction
 
 from dpgnode.adapters.storage import mappers, tables
+from dpgnode.adapters.storage.bulk import BulkStatement, placeholder
 from dpgnode.domain.access import ApiKey
 from dpgnode.domain.events import DomainEvent
 from dpgnode.domain.hold import Hold
@@ -41,34 +48,58 @@ from dpgnode.ports.clock import Clock
 from dpgnode.ports.ids import IdGenerator
 from dpgnode.ports.uow import Hints
 
-_UPDATE_BALANCE = (
-    update(tables.accounts)
-    .where(tables.accounts.c.id == bindparam("b_id"))
-    .values(balance=bindparam("b_balance"), version=bindparam("b_version"))
+_UPDATE_BALANCES = BulkStatement(tables.accounts, ("balance", "version"), key="id")
+_JOURNAL_COLUMNS = (
+    "seq", "id", "idempotency_key", "kind", "memo", "reverses", "metadata", "created_at",
+    "content_hash", "hash",
 )
+_INSERT_JOURNAL = BulkStatement(tables.journal, _JOURNAL_COLUMNS)
+_INSERT_POSTINGS = BulkStatement(tables.postings, ("entry_seq", "account_id", "units"))
+_INSERT_OUTBOX = BulkStatement(tables.outbox, ("id", "type", "aggregate", "payload", "created_at"))
+_HOLD_COLUMNS = ("account_id", "amount", "captured", "released", "status", "updated_at")
+_INSERT_HOLDS = BulkStatement(tables.holds, ("id", *_HOLD_COLUMNS, "created_at"))
+_UPDATE_HOLDS = BulkStatement(tables.holds, _HOLD_COLUMNS, key="id")
+_HEAD_SQL = "SELECT seq, hash FROM ledger_head WHERE id = 1"
+_UPDATE_HEAD = BulkStatement(tables.ledger_head, ("seq", "hash"), key="id")
+
+
+def _journal_values(e: JournalEntry) -> tuple[Any, ...]:
+    """``mappers.entry_row`` as a tuple in ``_JOURNAL_COLUMNS`` order."""
+    return (
+        e.seq, e.id, e.idempotency_key, str(e.kind), e.memo, e.reverses,
+        json.dumps(dict(e.metadata), sort_keys=True) if e.metadata else "{}",
+        e.created_at, e.content_hash, e.hash,
+    )
 
 
 class SqlTx:
     """The ``Tx`` port for one batch; see the module docstring."""
 
-    def __init__(self, conn: Connection, ids: IdGenerator, clock: Clock) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        ids: IdGenerator,
+        clock: Clock,
+        *,
+        accounts: dict[AccountRef, Account] | None = None,
+    ) -> None:
         self._conn = conn
         self._ids = ids
         self._clock = clock
-        head = conn.execute(
-            select(tables.ledger_head.c.seq, tables.ledger_head.c.hash)
-            .where(tables.ledger_head.c.id == 1)
-            .with_for_update()
+        # SQLite has no FOR UPDATE: the writer's BEGIN IMMEDIATE already holds the write lock.
+        head = conn.exec_driver_sql(
+            _HEAD_SQL if conn.dialect.name == "sqlite" else _HEAD_SQL + " FOR UPDATE"
         ).one()
         self._start_seq = self._head_seq = int(head.seq)
         self._head_hash: str = head.hash
-        self._accounts: dict[AccountRef, Account] = {}
+        self._accounts: dict[AccountRef, Account] = {} if accounts is None else accounts
         self._new_accounts: dict[AccountRef, Account] = {}
+        self._by_id: dict[int, AccountRef] = {}
         self._next_account_id: int | None = None
         self._keys: dict[str, tuple[JournalEntry, str] | None] = {}
         self._entries: list[JournalEntry] = []
-        self._posting_rows: list[dict[str, Any]] = []
-        self._event_rows: list[dict[str, Any]] = []
+        self._posting_rows: list[tuple[int, int, int]] = []
+        self._event_rows: list[tuple[Any, ...]] = []
         self._holds: dict[str, Hold] = {}
         self._new_holds: set[str] = set()
         self._dirty_holds: set[str] = set()
@@ -105,11 +136,13 @@ class SqlTx:
     def prefetch(self, hints: Iterable[Hints]) -> None:
         """Load every hinted account and idempotency key with one query each."""
         keys: set[str] = set()
-        refs: set[AccountRef] = set()
+        refs: dict[AccountRef, None] = {}
+        cached = self._accounts
         for hint in hints:
             keys.update(hint.idempotency_keys)
-            refs.update(hint.accounts)
-        refs.difference_update(self._accounts)
+            for ref in hint.accounts:
+                if ref not in cached:
+                    refs[ref] = None
         if refs:
             rows = self._conn.execute(
                 select(tables.accounts).where(tables.accounts.c.code.in_([r.code for r in refs]))
@@ -119,7 +152,17 @@ class SqlTx:
                 self._accounts[acc.ref] = acc
         keys.difference_update(self._keys)
         if keys:
-            found = self._load_entries(tables.journal.c.idempotency_key.in_(sorted(keys)))
+            ordered = sorted(keys)
+            marks = ", ".join([placeholder(self._conn.dialect)] * len(ordered))
+            existing = self._conn.exec_driver_sql(  # only placeholders are interpolated
+                f"SELECT idempotency_key FROM journal WHERE idempotency_key IN ({marks})",  # noqa: S608
+                tuple(ordered),
+            ).scalars().all()
+            found = (
+                self._load_entries(tables.journal.c.idempotency_key.in_(sorted(existing)))
+                if existing
+                else {}
+            )
             for key in keys:
                 self._keys[key] = found.get(key)
 
@@ -159,17 +202,19 @@ class SqlTx:
         self._undo.append(undo)
         return acc
 
-    def _set_account(self, acc: Account) -> None:
-        previous = self._accounts[acc.ref]
-        self._accounts[acc.ref] = acc
-        is_new = acc.ref in self._new_accounts
-        if is_new:
-            self._new_accounts[acc.ref] = acc
+    def _set_accounts(self, before: list[Account], after: list[Account]) -> None:
+        accounts, new, by_id = self._accounts, self._new_accounts, self._by_id
+        for acc in after:
+            accounts[acc.ref] = acc
+            by_id[acc.id] = acc.ref
+            if new and acc.ref in new:
+                new[acc.ref] = acc
 
         def undo() -> None:
-            self._accounts[acc.ref] = previous
-            if is_new:
-                self._new_accounts[acc.ref] = previous
+            for previous in reversed(before):
+                accounts[previous.ref] = previous
+                if previous.ref in new:
+                    new[previous.ref] = previous
 
         self._undo.append(undo)
 
@@ -197,31 +242,27 @@ class SqlTx:
 
     def post(self, draft: EntryDraft) -> JournalEntry:
         validate_draft(draft)
-        accounts = [self.open_account(p.account) for p in draft.postings]
-        updated = [apply_posting(acc, p.units) for acc, p in zip(accounts, draft.postings, strict=True)]
-        for acc in updated:
-            self._set_account(acc)
+        cached = self._accounts
+        before = [cached.get(p.account) or self.open_account(p.account) for p in draft.postings]
+        updated = [
+            apply_posting(acc, p.units) for acc, p in zip(before, draft.postings, strict=True)
+        ]
+        self._set_accounts(before, updated)
         content_hash = draft.content_hash()
-        entry = JournalEntry(
-            id=self._ids.new("je"),
-            seq=self._head_seq + 1,
-            idempotency_key=draft.idempotency_key,
-            kind=draft.kind,
-            postings=draft.postings,
-            memo=draft.memo,
-            reverses=draft.reverses,
-            metadata=dict(draft.metadata),
-            created_at=self._clock.now(),
-            content_hash=content_hash,
-            hash="",
+        fields = (
+            self._ids.new("je"), self._head_seq + 1, draft.idempotency_key, draft.kind,
+            draft.postings, draft.memo, draft.reverses, dict(draft.metadata), self._clock.now(),
+            content_hash,
         )
-        entry = replace(entry, hash=chain_hash(self._head_hash, entry))
+        # Built twice rather than with dataclasses.replace (several times slower): the
+        # chain hash covers the entry's other fields.
+        entry = JournalEntry(*fields, hash=chain_hash(self._head_hash, JournalEntry(*fields, "")))
         marks = (len(self._entries), len(self._posting_rows), self._head_seq, self._head_hash)
         previous_key = self._keys.get(draft.idempotency_key)
         self._entries.append(entry)
+        seq = entry.seq
         self._posting_rows.extend(
-            {"entry_seq": entry.seq, "account_id": acc.id, "units": p.units}
-            for acc, p in zip(updated, draft.postings, strict=True)
+            (seq, acc.id, p.units) for acc, p in zip(updated, draft.postings, strict=True)
         )
         self._keys[draft.idempotency_key] = (entry, content_hash)
         self._head_seq, self._head_hash = entry.seq, entry.hash
@@ -294,13 +335,13 @@ class SqlTx:
     def emit(self, event: DomainEvent) -> str:
         event_id = self._ids.new("evt")
         self._event_rows.append(
-            {
-                "id": event_id,
-                "type": event.type,
-                "aggregate": event.aggregate,
-                "payload": json.dumps(event.payload, sort_keys=True, separators=(",", ":")),
-                "created_at": self._clock.now(),
-            }
+            (
+                event_id,
+                event.type,
+                event.aggregate,
+                json.dumps(event.payload, sort_keys=True, separators=(",", ":")),
+                self._clock.now(),
+            )
         )
         mark = len(self._event_rows) - 1
         self._undo.append(lambda: self._event_rows.__delitem__(slice(mark, None)))
@@ -362,45 +403,31 @@ class SqlTx:
                     for acc in self._new_accounts.values()
                 ],
             )
-        touched = {row["account_id"] for row in self._posting_rows}
+        touched = sorted({row[1] for row in self._posting_rows})
         changed = [
-            {"b_id": acc.id, "b_balance": acc.balance, "b_version": acc.version}
-            for ref, acc in self._accounts.items()
-            if ref not in self._new_accounts and acc.id in touched
+            (acc.balance, acc.version, acc.id)
+            for acc in (self._accounts[self._by_id[account_id]] for account_id in touched)
+            if acc.ref not in self._new_accounts
         ]
-        if changed:
-            conn.execute(_UPDATE_BALANCE, changed)
+        _UPDATE_BALANCES.execute(conn, changed)
         if self._entries:
-            conn.execute(insert(tables.journal), [mappers.entry_row(e) for e in self._entries])
-            conn.execute(insert(tables.postings), self._posting_rows)
-            conn.execute(
-                update(tables.ledger_head)
-                .where(tables.ledger_head.c.id == 1)
-                .values(seq=self._head_seq, hash=self._head_hash)
-            )
+            _INSERT_JOURNAL.execute(conn, [_journal_values(e) for e in self._entries])
+            _INSERT_POSTINGS.execute(conn, self._posting_rows)
+            _UPDATE_HEAD.execute(conn, [(self._head_seq, self._head_hash, 1)])
         self._flush_holds(now)
-        if self._event_rows:
-            conn.execute(insert(tables.outbox), self._event_rows)
+        _INSERT_OUTBOX.execute(conn, self._event_rows)
 
     def _flush_holds(self, now: Any) -> None:
-        def row(h: Hold) -> dict[str, Any]:
+        def values(h: Hold) -> tuple[Any, ...]:  # in _HOLD_COLUMNS order
             acc = self._accounts[h.account]
-            return {
-                "id": h.id, "account_id": acc.id, "amount": h.amount, "captured": h.captured,
-                "released": h.released, "status": str(h.status), "updated_at": now,
-            }
+            return (acc.id, h.amount, h.captured, h.released, str(h.status), now)
 
-        if self._new_holds:
-            self._conn.execute(
-                insert(tables.holds),
-                [{**row(self._holds[i]), "created_at": now} for i in sorted(self._new_holds)],
-            )
+        _INSERT_HOLDS.execute(
+            self._conn,
+            [(i, *values(self._holds[i]), now) for i in sorted(self._new_holds)],
+        )
         dirty = self._dirty_holds - self._new_holds
-        for hold_id in sorted(dirty):
-            values = row(self._holds[hold_id])
-            self._conn.execute(
-                update(tables.holds).where(tables.holds.c.id == hold_id).values(values)
-            )
+        _UPDATE_HOLDS.execute(self._conn, [(*values(self._holds[i]), i) for i in sorted(dirty)])
 
     def _check_batch_invariants(self) -> None:
         totals: dict[str, int] = defaultdict(int)

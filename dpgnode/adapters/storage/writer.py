@@ -8,6 +8,11 @@ lone caller is not delayed. One fsync then covers the whole batch.
 
 A command that raises is rolled back alone (see ``SqlTx``); a failure of the commit itself
 fails every command of the batch with ``UnavailableError`` and nothing of it is kept.
+
+On SQLite the writer keeps the committed account rows between batches, so a batch reads
+only the accounts it has not seen before. The cache is used only while ``PRAGMA
+data_version`` (read after ``BEGIN IMMEDIATE`` holds the write lock) shows that no other
+connection has committed since, and it is dropped whenever a batch fails.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
 from dpgnode.adapters.storage.sqltx import SqlTx
+from dpgnode.domain.ledger import Account, AccountRef
 from dpgnode.errors import ConflictError, DpgError, IntegrityError, UnavailableError
 from dpgnode.ports.clock import Clock
 from dpgnode.ports.ids import IdGenerator
@@ -43,6 +49,7 @@ class _Job:
 
 
 _STOP = object()
+_MAX_CACHED_ACCOUNTS = 100_000
 
 
 class SqlWriter:
@@ -66,6 +73,8 @@ class SqlWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._last_batch = 1
+        self._accounts: dict[AccountRef, Account] | None = None
+        self._accounts_seen: tuple[object, int] | None = None
         self.batches = 0
         self.commands = 0
 
@@ -109,6 +118,9 @@ class SqlWriter:
                 self._thread.start()
 
     def _loop(self) -> None:
+        # The account cache lives as long as this checkout of the connection: once the
+        # connection is back in the pool, someone else may write through it unseen.
+        self._accounts = None
         with self._engine.connect() as conn:
             while True:
                 first = self._queue.get()
@@ -145,16 +157,18 @@ class SqlWriter:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with conn.begin():
-                tx = SqlTx(conn, self._ids, self._clock)
+                tx = SqlTx(conn, self._ids, self._clock, accounts=self._account_cache(conn))
                 tx.prefetch(job.hints for job in batch if job.hints is not None)
                 for job in batch:
                     outcomes.append(self._run_one(tx, job))
                 tx.flush()
         except IntegrityError as exc:
+            self._accounts = None
             log.critical("ledger invariant failed, batch rolled back", error=str(exc))
             self._fail_all(batch, exc)
             return
         except Exception as exc:  # any failure to commit: nothing of the batch was kept
+            self._accounts = None
             log.error("write batch failed", error=type(exc).__name__)
             self._fail_all(batch, translate(exc))
             return
@@ -165,6 +179,30 @@ class SqlWriter:
                 job.future.set_result(value)
             else:
                 job.future.set_exception(value)
+
+    def _account_cache(self, conn: Any) -> dict[AccountRef, Account] | None:
+        """The committed accounts, if nothing but this connection wrote since they were read.
+
+        Called inside the batch's transaction, after ``BEGIN IMMEDIATE`` took the write
+        lock, so no other writer can commit between this check and our commit; our own
+        commits leave ``data_version`` unchanged. PostgreSQL has no such cheap signal:
+        there every batch reads its accounts afresh.
+        """
+        if conn.dialect.name != "sqlite":
+            return None
+        seen = (conn.connection.driver_connection,
+                conn.exec_driver_sql("PRAGMA data_version").scalar_one())
+        cache = self._accounts
+        if (
+            cache is None
+            or self._accounts_seen is None
+            or self._accounts_seen[0] is not seen[0]
+            or self._accounts_seen[1] != seen[1]
+            or len(cache) > _MAX_CACHED_ACCOUNTS
+        ):
+            cache = self._accounts = {}
+        self._accounts_seen = seen
+        return cache
 
     @staticmethod
     def _run_one(tx: SqlTx, job: _Job) -> tuple[bool, Any]:
