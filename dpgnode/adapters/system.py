@@ -23,10 +23,15 @@ class Uuid7Ids:
     keeps ids monotonic within a millisecond, even if the wall clock steps back.
     """
 
+    _ENTROPY_CHUNK = 8 * 512
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_ms = 0
         self._counter = 0
+        # One getrandom() call per 512 ids: a syscall per id cost more than the rest of it.
+        self._entropy = b""
+        self._offset = 0
 
     def new(self, prefix: str) -> str:
         with self._lock:
@@ -40,6 +45,10 @@ class Uuid7Ids:
                 self._counter = 0
             self._last_ms = ms
             counter = self._counter
-        value = (ms << 80) | (0x7 << 76) | (counter << 64) | int.from_bytes(os.urandom(8)) >> 2
+            if self._offset >= len(self._entropy):
+                self._entropy, self._offset = os.urandom(self._ENTROPY_CHUNK), 0
+            rand = int.from_bytes(self._entropy[self._offset : self._offset + 8]) >> 2
+            self._offset += 8
+        value = (ms << 80) | (0x7 << 76) | (counter << 64) | rand
         value |= 0b10 << 62
         return f"{prefix}_{value:032x}"
