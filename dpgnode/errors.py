@@ -12,7 +12,8 @@ codes. Nothing else inspects vendor exceptions.
     ├── AuthenticationError      no credentials, or credentials that do not match a key
     ├── PermissionDeniedError    valid credentials without the permission the action needs
     ├── ConflictError            illegal state transition; idempotency key reused
-    │   └── IdempotencyKeyReusedError
+    │   ├── IdempotencyKeyReusedError
+    │   └── SecretNotReplayableError
     ├── InsufficientFundsError   a posting would overdraw an account that forbids it
     ├── PolicyDeniedError        a limit, allow-list or approval rule refused the action
     ├── RateLimitedError         too many requests; carries ``retry_after``
@@ -80,6 +81,12 @@ class IdempotencyKeyReusedError(ConflictError):
     """The same idempotency key arrived with a different request body."""
 
     code = "idempotency_key_reused"
+
+
+class SecretNotReplayableError(ConflictError):
+    """A retried request whose first response carried a secret that is shown only once."""
+
+    code = "secret_not_replayable"
 
 
 class InsufficientFundsError(DpgError):

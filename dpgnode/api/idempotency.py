@@ -15,6 +15,7 @@ run, so they take no key.
 from __future__ import annotations
 
 import anyio
+import msgspec
 import structlog
 from litestar.enums import ScopeType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
@@ -30,8 +31,9 @@ from litestar.types import (
 )
 
 from dpgnode.api.auth import client_ip, identity_of
-from dpgnode.api.errors import bad_request
-from dpgnode.api.policy import policy_of
+from dpgnode.api.errors import bad_request, problem_for, request_id_of
+from dpgnode.api.policy import SECRET_RESPONSE, policy_of
+from dpgnode.errors import SecretNotReplayableError
 from dpgnode.ports.idempotency import StoredResponse
 from dpgnode.services.idempotency import IdempotencyService, is_valid_key, request_hash
 
@@ -133,6 +135,8 @@ class IdempotencyMiddleware:
         body = b"".join(chunks)
         try:
             response = StoredResponse(start["status"], _content_type(start), body)
+            if _shows_secret(scope) and 200 <= start["status"] < 300:
+                response = _secret_withheld(scope)
             await self._service.finish(*claim, response)
         except Exception as exc:
             # The request took effect: still answer it. The key stays claimed until its
@@ -140,6 +144,24 @@ class IdempotencyMiddleware:
             log.error("idempotency record not stored", error=type(exc).__name__)
         await send(start)
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _shows_secret(scope: Scope) -> bool:
+    handler = scope.get("route_handler")
+    return handler is not None and bool(handler.opt.get(SECRET_RESPONSE))
+
+
+def _secret_withheld(scope: Scope) -> StoredResponse:
+    """What a retry gets instead of a secret: the effect happened once, the secret is gone.
+
+    Storing the first response would keep the secret in plain text at rest.
+    """
+    error = SecretNotReplayableError(
+        "this request already succeeded and its response carried a secret that is shown "
+        "only once; if it was lost, revoke what was created and repeat with a new key"
+    )
+    problem, status = problem_for(error, scope["path"], request_id_of(scope), scope)
+    return StoredResponse(status, "application/problem+json", msgspec.json.encode(problem))
 
 
 def _content_type(start: HTTPResponseStartEvent) -> str:

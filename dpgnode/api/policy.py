@@ -25,6 +25,8 @@ from dpgnode.domain.access import ApiKey
 from dpgnode.errors import NotFoundError, PermissionDeniedError
 
 POLICY = "policy"
+SECRET_RESPONSE = "secret_response"  # noqa: S105 - an opt key, not a credential
+"""``opt`` flag of routes whose success response carries a secret shown only once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,11 @@ def requires(
 ) -> dict[str, Any]:
     """A key granting ``permission``: for the path's store, on any store, or unscoped."""
     return {POLICY: Policy("permission", permission, store_param, any_store)}
+
+
+def shows_secret() -> dict[str, Any]:
+    """Mark a route whose success response carries a secret (never stored for replay)."""
+    return {SECRET_RESPONSE: True}
 
 
 def policy_of(handler: BaseRouteHandler) -> Policy | None:

@@ -7,7 +7,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from dpgnode.api.errors import READ_ERRORS, WRITE_ERRORS, problems
-from dpgnode.api.policy import authenticated, requires
+from dpgnode.api.policy import authenticated, requires, shows_secret
 from dpgnode.api.schemas.keys import ApiKeyData, CreateApiKeyRequest
 from dpgnode.domain.access import UNRESTRICTED, ApiKey
 from dpgnode.errors import NotFoundError, ValidationError
@@ -41,7 +41,8 @@ def revoke_current_key(
 
 
 @post(
-    "/api-keys", opt=requires(UNRESTRICTED), sync_to_thread=True, status_code=200, tags=_TAGS,
+    "/api-keys", opt={**requires(UNRESTRICTED), **shows_secret()}, sync_to_thread=True,
+    status_code=200, tags=_TAGS,
     responses=problems(*WRITE_ERRORS),
 )
 def create_key(node: NamedDependency[Node], data: JSONBody[CreateApiKeyRequest]) -> ApiKeyData:

@@ -299,3 +299,24 @@ def test_anonymous_keys_are_scoped_to_the_client_address_when_a_public_route_mut
     with api.node.engine.connect() as conn:
         scopes = conn.execute(select(tables.idempotency_records.c.scope)).scalars().all()
     assert scopes == ["ip:testclient"]
+
+
+class TestSecretBearingResponses:
+    def test_secret_is_never_stored_and_retry_creates_nothing_when_a_key_is_issued(
+        self, api: Api
+    ) -> None:
+        body = {"label": "shop", "permissions": ["btcpay.store.canviewinvoices"]}
+        keys_before = len(api.node.access.api_keys())
+        first = api.client.post("/api/v1/api-keys", json=body, headers=keyed(api, "issue-1"))
+        assert first.status_code == 200
+        secret = first.json()["apiKey"]
+
+        retry = api.client.post("/api/v1/api-keys", json=body, headers=keyed(api, "issue-1"))
+
+        assert retry.status_code == 409
+        assert retry.json()["code"] == "secret_not_replayable"
+        assert retry.headers[REPLAYED] == "true"
+        assert len(api.node.access.api_keys()) == keys_before + 1  # exactly one effect
+        with api.node.engine.connect() as conn:
+            stored = conn.execute(select(tables.idempotency_records.c.response_body)).scalars()
+            assert all(secret.encode() not in (blob or b"") for blob in stored)
