@@ -12,6 +12,7 @@ from dpgnode.errors import (
     PermissionDeniedError,
     PolicyDeniedError,
     RateLimitedError,
+    SecretNotReplayableError,
     UnavailableError,
     ValidationError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "PermissionDeniedError",
     "PolicyDeniedError",
     "RateLimitedError",
+    "SecretNotReplayableError",
     "UnavailableError",
     "ValidationError",
     "__version__",
