@@ -124,7 +124,10 @@ def build_node(
         writer=writer,
         queries=queries,
         ledger=LedgerService(writer, ids),
-        access=AccessService(writer, queries, ids, clock, assets),
+        access=AccessService(
+            writer, queries, ids, clock, assets,
+            request_key_retention=timedelta(hours=settings.api.idempotency_retention_hours),
+        ),
         outbox=outbox,
         relay=OutboxRelay(outbox, [], clock),
         idempotency=IdempotencyService(

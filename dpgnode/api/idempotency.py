@@ -38,6 +38,7 @@ from dpgnode.ports.idempotency import StoredResponse
 from dpgnode.services.idempotency import IdempotencyService, is_valid_key, request_hash
 
 HEADER = "Idempotency-Key"
+REQUEST_KEY_STATE = "dpg.idempotency_key"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _HEADER = HEADER.lower().encode()
 log = structlog.get_logger("dpgnode.api")
@@ -69,6 +70,16 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def request_key_of(scope: Scope) -> str | None:
+    """``owner:key`` of the request's Idempotency-Key, for services that create resources.
+
+    Such a service records it in the same transaction as its effect, so a retry after a
+    crash between commit and response finds the first result instead of repeating it.
+    """
+    value = scope.get("state", {}).get(REQUEST_KEY_STATE)
+    return value if isinstance(value, str) else None
 
 
 def _owner(scope: Scope) -> str | None:
@@ -108,6 +119,7 @@ class IdempotencyMiddleware:
         if stored is not None:
             await _replay(stored, send)
             return
+        scope.setdefault("state", {})[REQUEST_KEY_STATE] = f"{owner}:{key}"
         await self._run_first(scope, _replaying(body, receive), send, (owner, key, digest))
 
     async def _run_first(

@@ -69,8 +69,12 @@ class Tx(Protocol):
         """The store with this id as this transaction sees it."""
         ...
 
-    def save_store(self, store: Store) -> None:
-        """Insert or update a store in this transaction."""
+    def save_store(self, store: Store, *, creation_key: str | None = None) -> None:
+        """Insert or update a store; ``creation_key`` records the request that created it."""
+        ...
+
+    def store_by_creation_key(self, creation_key: str) -> Store | None:
+        """The store a request with this idempotency key created, if any."""
         ...
 
     def save_api_key(self, key: ApiKey) -> None:

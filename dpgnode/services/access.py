@@ -11,12 +11,18 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from dpgnode.domain.access import ApiKey, parse_permissions
 from dpgnode.domain.events import DomainEvent
 from dpgnode.domain.store import SpeedPolicy, Store
-from dpgnode.errors import AuthenticationError, NotFoundError, ValidationError
+from dpgnode.errors import (
+    AuthenticationError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+    ValidationError,
+)
 from dpgnode.ports.clock import Clock
 from dpgnode.ports.ids import IdGenerator
 from dpgnode.ports.queries import AccessReader
@@ -67,7 +73,9 @@ class AccessService:
         ids: IdGenerator,
         clock: Clock,
         currencies: Iterable[str],
+        request_key_retention: timedelta = timedelta(hours=24),
     ) -> None:
+        self._request_key_retention = request_key_retention
         self._writer = writer
         self._reader = reader
         self._ids = ids
@@ -76,8 +84,14 @@ class AccessService:
 
     # -- stores ------------------------------------------------------------------------
 
-    def create_store(self, fields: StoreFields) -> Store:
-        """Create a store; ``fields.name`` is required."""
+    def create_store(self, fields: StoreFields, *, request_key: str | None = None) -> Store:
+        """Create a store; ``fields.name`` is required.
+
+        With ``request_key`` (the caller's idempotency key) creation happens once: a repeat
+        within the key's retention window returns the store the first request created,
+        decided in the same transaction that would otherwise insert, so even a crash between
+        commit and response cannot duplicate it. After the window the key counts as new.
+        """
         if fields.name is None:
             raise ValidationError("name is required", field="name")
         store = self._apply(
@@ -85,7 +99,19 @@ class AccessService:
         )
 
         def command(tx: Tx) -> Store:
-            tx.save_store(store)
+            creation_key = request_key
+            if request_key is not None:
+                existing = tx.store_by_creation_key(request_key)
+                if existing is not None:
+                    if existing.created_at + self._request_key_retention <= store.created_at:
+                        creation_key = None  # the key expired: a new request, a new store
+                    elif self._apply(existing, fields) != existing:
+                        raise IdempotencyKeyReusedError(
+                            "idempotency key was already used to create a different store"
+                        )
+                    else:
+                        return existing
+            tx.save_store(store, creation_key=creation_key)
             tx.emit(_store_event("created", store))
             return store
 

@@ -355,14 +355,20 @@ class SqlTx:
         ).mappings().first()
         return None if row is None else mappers.store(row)
 
-    def save_store(self, store: Store) -> None:
+    def save_store(self, store: Store, *, creation_key: str | None = None) -> None:
         values = mappers.store_row(store)
         conn = self._raw()
         done = conn.execute(
             update(tables.stores).where(tables.stores.c.id == store.id).values(values)
         )
         if done.rowcount == 0:
-            conn.execute(insert(tables.stores).values(values))
+            conn.execute(insert(tables.stores).values({**values, "creation_key": creation_key}))
+
+    def store_by_creation_key(self, creation_key: str) -> Store | None:
+        row = self._conn.execute(
+            select(tables.stores).where(tables.stores.c.creation_key == creation_key)
+        ).mappings().first()
+        return None if row is None else mappers.store(row)
 
     def api_key(self, key_id: str) -> ApiKey | None:
         row = self._conn.execute(

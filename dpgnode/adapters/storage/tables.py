@@ -146,6 +146,9 @@ stores = Table(
     Column("payment_tolerance", Integer, nullable=False),
     Column("archived", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # The idempotency key of the request that created the store: a retry after a crash
+    # between commit and response finds the store instead of creating a second one.
+    Column("creation_key", String(320), nullable=True, unique=True),
 )
 
 api_keys = Table(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Response, delete, get, post, put
+from litestar import Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 
 from dpgnode.api.errors import READ_ERRORS, WRITE_ERRORS, problems
+from dpgnode.api.idempotency import request_key_of
 from dpgnode.api.policy import requires
 from dpgnode.api.schemas.stores import CreateStoreRequest, StoreData, UpdateStoreRequest
 from dpgnode.domain.access import STORE_MODIFY, STORE_VIEW, ApiKey
@@ -32,9 +33,16 @@ def list_stores(node: NamedDependency[Node], api_key: NamedDependency[ApiKey]) -
     "/stores", opt=requires(STORE_MODIFY), sync_to_thread=True, status_code=200, tags=_TAGS,
     responses=problems(*WRITE_ERRORS),
 )
-def create_store(node: NamedDependency[Node], data: JSONBody[CreateStoreRequest]) -> StoreData:
-    """Create a store (needs a key not limited to stores)."""
-    return StoreData.of(node.access.create_store(data.fields(data.name)))
+def create_store(
+    request: Request[Any, Any, Any],
+    node: NamedDependency[Node],
+    data: JSONBody[CreateStoreRequest],
+) -> StoreData:
+    """Create a store (needs a key not limited to stores); once per Idempotency-Key."""
+    fields = data.fields(data.name)
+    return StoreData.of(
+        node.access.create_store(fields, request_key=request_key_of(request.scope))
+    )
 
 
 @get(

@@ -320,3 +320,21 @@ class TestSecretBearingResponses:
         with api.node.engine.connect() as conn:
             stored = conn.execute(select(tables.idempotency_records.c.response_body)).scalars()
             assert all(secret.encode() not in (blob or b"") for blob in stored)
+
+
+class TestCrashBetweenCommitAndResponse:
+    def test_retry_returns_the_first_store_when_the_idempotency_record_was_lost(
+        self, api: Api
+    ) -> None:
+        first = api.client.post(STORES, json={"name": "Durable"}, headers=keyed(api, "crash-1"))
+        assert first.status_code == 200
+        # What a SIGKILL after the store's commit but before the record is finished leaves:
+        # the store exists, the idempotency record does not.
+        with api.node.writer_engine.begin() as conn:
+            conn.execute(tables.idempotency_records.delete())
+
+        retry = api.client.post(STORES, json={"name": "Durable"}, headers=keyed(api, "crash-1"))
+
+        assert retry.status_code == 200
+        assert retry.json() == first.json()
+        assert store_names(api).count("Durable") == 1
