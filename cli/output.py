@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dpgnode.domain.money import AssetRegistry, format_units
+from dpgnode.domain.money import AssetRegistry
 
 _PIPE_WIDTH = 200
 
@@ -81,11 +81,5 @@ def when(value: datetime | None) -> str:
     return "" if value is None else value.isoformat()
 
 
-def amount(units: int, asset: str, assets: AssetRegistry) -> str:
-    """``units`` as a decimal string with the asset's decimals (base units if unknown)."""
-    known = assets.get(asset)
-    return format_units(units, known.decimals) if known is not None else str(units)
-
-
 def totals(values: Mapping[str, int], assets: AssetRegistry) -> dict[str, str]:
-    return {code: amount(units, code, assets) for code, units in sorted(values.items())}
+    return {code: assets.format(units, code) for code, units in sorted(values.items())}

@@ -16,8 +16,15 @@ from typing import Annotated, Any
 
 import typer
 
-from dpgnode.domain.ledger import AccountRef, EntryDraft, JournalEntry, OwnerType, Posting
-from dpgnode.domain.money import AssetRegistry, parse_units
+from dpgnode.domain.ledger import (
+    AccountRef,
+    EntryDraft,
+    JournalEntry,
+    OwnerType,
+    Posting,
+    parse_posting,
+)
+from dpgnode.domain.money import AssetRegistry
 from dpgnode.errors import NotFoundError
 from dpgnode.ports.queries import StatementLine
 from dpgnode.services.ledger import Posted
@@ -118,7 +125,7 @@ def balances(
             "ownerId": account.ref.owner_id,
             "asset": account.ref.asset,
             "kind": str(account.ref.kind),
-            "balance": output.amount(account.balance, account.ref.asset, node.assets),
+            "balance": node.assets.format(account.balance, account.ref.asset),
         }
         for account in accounts
     ]
@@ -179,7 +186,7 @@ def statement(
     closing = lines[-1].balance_after if lines else opening
 
     def fmt_units(units: int) -> str:
-        return output.amount(units, ref.asset, node.assets)
+        return node.assets.format(units, ref.asset)
 
     if fmt is StatementFormat.CSV:
         _write_csv(lines, fmt_units)
@@ -337,10 +344,7 @@ def _posting(text: str, assets: AssetRegistry) -> Posting:
     if not sep or not account:
         raise typer.BadParameter(f"{text!r} is not ACCOUNT=AMOUNT", param_hint="--posting")
     with usage_errors("--posting"):
-        ref = AccountRef.parse(account)
-        asset = assets.require(ref.asset)
-        units = parse_units(amount, asset.decimals, signed=True)
-    return Posting(ref, units)
+        return parse_posting(account, amount, assets, field="posting")
 
 
 def entry_json(entry: JournalEntry, assets: AssetRegistry) -> dict[str, Any]:
@@ -355,7 +359,7 @@ def entry_json(entry: JournalEntry, assets: AssetRegistry) -> dict[str, Any]:
         "postings": [
             {
                 "account": p.account.code,
-                "amount": output.amount(p.units, p.account.asset, assets),
+                "amount": assets.format(p.units, p.account.asset),
             }
             for p in entry.postings
         ],
@@ -376,5 +380,5 @@ def _report_posted(posted: Posted, assets: AssetRegistry, as_json: bool) -> None
         )
     grid = output.table("Account", "Amount")
     for p in entry.postings:
-        output.add_row(grid, p.account.code, output.amount(p.units, p.account.asset, assets))
+        output.add_row(grid, p.account.code, assets.format(p.units, p.account.asset))
     output.print_table(grid)

@@ -34,10 +34,6 @@ class PeriodicWorker:
         self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
         self._thread.start()
 
-    def wake(self) -> None:
-        """Run the next pass now instead of at the next tick."""
-        self._wake.set()
-
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from dpgnode.domain.money import MAX_UNITS
+from dpgnode.domain.money import MAX_UNITS, AssetRegistry, parse_units
 from dpgnode.errors import (
     ConflictError,
     IdempotencyKeyReusedError,
@@ -212,6 +212,20 @@ def ensure_balanced(postings: Sequence[Posting]) -> None:
         raise ValidationError(
             f"postings do not sum to zero for {', '.join(unbalanced)}", field="postings"
         )
+
+
+def parse_posting(account: str, amount: str, assets: AssetRegistry, *, field: str) -> Posting:
+    """A posting from its text form: an account code and a signed decimal amount.
+
+    Raises:
+        ValidationError: malformed account, unknown asset or malformed amount; the error
+            names ``field.account`` or ``field.amount``.
+    """
+    ref = AccountRef.parse(account, field=f"{field}.account")
+    asset = assets.get(ref.asset)
+    if asset is None:
+        raise ValidationError(f"unknown asset {ref.asset[:20]!r}", field=f"{field}.account")
+    return Posting(ref, parse_units(amount, asset.decimals, field=f"{field}.amount", signed=True))
 
 
 def apply_posting(account: Account, units: int) -> Account:

@@ -152,6 +152,15 @@ class AssetRegistry(Mapping[str, Asset]):
     def __len__(self) -> int:
         return len(self._by_code)
 
+    def format(self, units: int, code: str) -> str:
+        """``units`` of asset ``code`` as a decimal string; bare base units if unknown.
+
+        Stored accounts may name an asset an operator later removed from the registry:
+        showing base units keeps such balances readable instead of failing.
+        """
+        known = self._by_code.get(code)
+        return format_units(units, known.decimals) if known is not None else str(units)
+
     def require(self, code: str, *, field: str = "asset") -> Asset:
         """The asset for ``code``, or a :class:`NotFoundError` naming the field."""
         asset = self._by_code.get(code)

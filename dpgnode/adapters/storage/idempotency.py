@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, insert, select, update
 
@@ -18,7 +18,6 @@ from dpgnode.adapters.storage import tables
 from dpgnode.adapters.storage.sqltx import SqlTx
 from dpgnode.adapters.storage.writer import SqlWriter
 from dpgnode.ports.idempotency import ClaimRequest, ClaimResult, ClaimStatus, StoredResponse
-from dpgnode.ports.uow import Tx
 
 T = TypeVar("T")
 _IN_PROGRESS = "in_progress"
@@ -31,7 +30,7 @@ class SqlIdempotencyStore:
         self._writer = writer
 
     async def _run(self, command: Callable[[SqlTx], T]) -> T:
-        return await self._writer.run_async(cast(Callable[[Tx], T], command))
+        return await self._writer.run_sql_async(command)
 
     async def claim(self, request: ClaimRequest) -> ClaimResult:
         return await self._run(lambda tx: _claim(tx, request))

@@ -52,19 +52,19 @@ def entry(row: Row, postings: Sequence[Posting]) -> JournalEntry:
     )
 
 
-def entry_row(e: JournalEntry) -> dict[str, Any]:
-    return {
-        "seq": e.seq,
-        "id": e.id,
-        "idempotency_key": e.idempotency_key,
-        "kind": str(e.kind),
-        "memo": e.memo,
-        "reverses": e.reverses,
-        "metadata": json.dumps(dict(e.metadata), sort_keys=True),
-        "created_at": e.created_at,
-        "content_hash": e.content_hash,
-        "hash": e.hash,
-    }
+JOURNAL_COLUMNS = (
+    "seq", "id", "idempotency_key", "kind", "memo", "reverses", "metadata", "created_at",
+    "content_hash", "hash",
+)
+
+
+def entry_values(e: JournalEntry) -> tuple[Any, ...]:
+    """A journal row in ``JOURNAL_COLUMNS`` order (the writer inserts tuples in bulk)."""
+    return (
+        e.seq, e.id, e.idempotency_key, str(e.kind), e.memo, e.reverses,
+        json.dumps(dict(e.metadata), sort_keys=True) if e.metadata else "{}",
+        e.created_at, e.content_hash, e.hash,
+    )
 
 
 def hold(row: Row, ref: AccountRef) -> Hold:

@@ -49,11 +49,7 @@ from dpgnode.ports.ids import IdGenerator
 from dpgnode.ports.uow import Hints
 
 _UPDATE_BALANCES = BulkStatement(tables.accounts, ("balance", "version"), key="id")
-_JOURNAL_COLUMNS = (
-    "seq", "id", "idempotency_key", "kind", "memo", "reverses", "metadata", "created_at",
-    "content_hash", "hash",
-)
-_INSERT_JOURNAL = BulkStatement(tables.journal, _JOURNAL_COLUMNS)
+_INSERT_JOURNAL = BulkStatement(tables.journal, mappers.JOURNAL_COLUMNS)
 _INSERT_POSTINGS = BulkStatement(tables.postings, ("entry_seq", "account_id", "units"))
 _INSERT_OUTBOX = BulkStatement(tables.outbox, ("id", "type", "aggregate", "payload", "created_at"))
 _HOLD_COLUMNS = ("account_id", "amount", "captured", "released", "status", "updated_at")
@@ -61,15 +57,6 @@ _INSERT_HOLDS = BulkStatement(tables.holds, ("id", *_HOLD_COLUMNS, "created_at")
 _UPDATE_HOLDS = BulkStatement(tables.holds, _HOLD_COLUMNS, key="id")
 _HEAD_SQL = "SELECT seq, hash FROM ledger_head WHERE id = 1"
 _UPDATE_HEAD = BulkStatement(tables.ledger_head, ("seq", "hash"), key="id")
-
-
-def _journal_values(e: JournalEntry) -> tuple[Any, ...]:
-    """``mappers.entry_row`` as a tuple in ``_JOURNAL_COLUMNS`` order."""
-    return (
-        e.seq, e.id, e.idempotency_key, str(e.kind), e.memo, e.reverses,
-        json.dumps(dict(e.metadata), sort_keys=True) if e.metadata else "{}",
-        e.created_at, e.content_hash, e.hash,
-    )
 
 
 class SqlTx:
@@ -417,7 +404,7 @@ class SqlTx:
         ]
         _UPDATE_BALANCES.execute(conn, changed)
         if self._entries:
-            _INSERT_JOURNAL.execute(conn, [_journal_values(e) for e in self._entries])
+            _INSERT_JOURNAL.execute(conn, [mappers.entry_values(e) for e in self._entries])
             _INSERT_POSTINGS.execute(conn, self._posting_rows)
             _UPDATE_HEAD.execute(conn, [(self._head_seq, self._head_hash, 1)])
         self._flush_holds(now)

@@ -93,6 +93,10 @@ class SqlWriter:
     async def run_async(self, command: Callable[[Tx], T], hints: Hints | None = None) -> T:
         return cast(T, await asyncio.wrap_future(self.submit(command, hints)))
 
+    async def run_sql_async(self, command: Callable[[SqlTx], T]) -> T:
+        """``run_sql`` for event-loop callers."""
+        return await self.run_async(cast(Callable[[Tx], T], command))
+
     def submit(self, command: Callable[[Tx], Any], hints: Hints | None = None) -> Future[Any]:
         """Queue ``command``; the future resolves after its batch commits."""
         self._ensure_started()

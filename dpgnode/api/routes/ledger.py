@@ -22,15 +22,12 @@ from dpgnode.api.schemas.ledger import (
     AccountData,
     EntryData,
     PostEntryRequest,
-    PostingIn,
     ReverseEntryRequest,
     StatementData,
     VerifyData,
-    amount_text,
 )
 from dpgnode.domain.access import LEDGER_POST, LEDGER_VIEW
-from dpgnode.domain.ledger import AccountRef, EntryDraft, OwnerType, Posting
-from dpgnode.domain.money import AssetRegistry, parse_units
+from dpgnode.domain.ledger import AccountRef, EntryDraft, OwnerType, parse_posting
 from dpgnode.errors import NotFoundError, ValidationError
 from dpgnode.node import Node
 from dpgnode.services.idempotency import is_valid_key
@@ -40,16 +37,6 @@ IdempotencyHeader = Annotated[
     str | None,
     HeaderParameter(name="Idempotency-Key", description="Retry-safe key (Stripe semantics)"),
 ]
-
-
-def _posting(index: int, posting: PostingIn, assets: AssetRegistry) -> Posting:
-    where = f"postings[{index}]"
-    ref = AccountRef.parse(posting.account, field=f"{where}.account")
-    asset = assets.get(ref.asset)
-    if asset is None:
-        raise ValidationError(f"unknown asset {ref.asset[:20]!r}", field=f"{where}.account")
-    units = parse_units(posting.amount, asset.decimals, field=f"{where}.amount", signed=True)
-    return Posting(ref, units)
 
 
 def _entry_key(body_key: str | None, header_key: str | None, default: str | None) -> str:
@@ -123,7 +110,10 @@ async def post_entry(
     """Post a balanced entry; 201 when new, 200 when its key replays an earlier one."""
     draft = EntryDraft(
         idempotency_key=_entry_key(data.idempotency_key, idempotency_key, None),
-        postings=tuple(_posting(i, p, node.assets) for i, p in enumerate(data.postings)),
+        postings=tuple(
+            parse_posting(p.account, p.amount, node.assets, field=f"postings[{i}]")
+            for i, p in enumerate(data.postings)
+        ),
         memo=data.memo or "",
     )
     posted = await node.ledger.post_async(draft)
@@ -160,7 +150,7 @@ def verify(node: NamedDependency[Node]) -> VerifyData:
     report = node.verify_ledger()
     return VerifyData(
         ok=report.ok, entries=report.entries, accounts=report.accounts,
-        totals={a: amount_text(u, a, node.assets) for a, u in sorted(report.totals.items())},
+        totals={a: node.assets.format(u, a) for a, u in sorted(report.totals.items())},
         problems=list(report.problems),
     )
 

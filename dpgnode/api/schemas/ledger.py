@@ -8,14 +8,8 @@ import msgspec
 
 from dpgnode.api.schemas.base import Input, Output
 from dpgnode.domain.ledger import Account, JournalEntry
-from dpgnode.domain.money import AssetRegistry, format_units
+from dpgnode.domain.money import AssetRegistry
 from dpgnode.ports.queries import StatementLine
-
-
-def amount_text(units: int, asset: str, assets: AssetRegistry) -> str:
-    """``units`` of ``asset`` as a decimal string (base units if the asset is unknown)."""
-    known = assets.get(asset)
-    return format_units(units, known.decimals) if known is not None else str(units)
 
 
 class PostingIn(Input):
@@ -65,7 +59,7 @@ class EntryData(Output):
             postings=[
                 PostingOut(
                     account=p.account.code, asset=p.account.asset,
-                    amount=amount_text(p.units, p.account.asset, assets),
+                    amount=assets.format(p.units, p.account.asset),
                 )
                 for p in entry.postings
             ],
@@ -88,7 +82,7 @@ class AccountData(Output):
         return cls(
             account=ref.code, owner_type=str(ref.owner_type), owner_id=ref.owner_id,
             asset=ref.asset, kind=str(ref.kind),
-            balance=amount_text(account.balance, ref.asset, assets),
+            balance=assets.format(account.balance, ref.asset),
             allow_overdraft=account.allow_overdraft,
         )
 
@@ -122,7 +116,7 @@ class StatementData(Output):
         asset = account.ref.asset
 
         def text(units: int) -> str:
-            return amount_text(units, asset, assets)
+            return assets.format(units, asset)
 
         return cls(
             account=account.ref.code, asset=asset, from_=span[0], to=span[1],
