@@ -18,6 +18,9 @@ import dpgnode.domain
 DOMAIN_DIR = Path(dpgnode.domain.__file__).parent
 MODULES = sorted(DOMAIN_DIR.rglob("*.py"))
 ALLOWED_THIRD_PARTY = {"sortedcontainers"}
+# Pure-compute cryptography for dpgnode.domain.custody (no I/O): secp256k1 (coincurve),
+# Keccak-256 (eth_hash), BIP39 word lists (mnemonic), RIPEMD-160 fallback (pycryptodome).
+ALLOWED_THIRD_PARTY |= {"coincurve", "eth_hash", "mnemonic", "Crypto"}
 ALLOWED_PROJECT = ("dpgnode.errors", "dpgnode.domain")
 # stdlib modules that mean I/O, time, randomness or the environment
 FORBIDDEN_STDLIB = {
