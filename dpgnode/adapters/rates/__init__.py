@@ -1,0 +1,1 @@
+"""Rate sources: fixed configured rates, and later live feeds (``RateSource`` port)."""

@@ -1,0 +1,1 @@
+"""Conversion between assets: exact rate math, quote pricing, limits (pure)."""
