@@ -16,7 +16,22 @@ import typer
 
 from dpgnode import __version__
 
-from .commands import apikey, config, db, init, ledger, node, store
+from .commands import (
+    apikey,
+    audit,
+    book,
+    config,
+    convert,
+    db,
+    hsm,
+    init,
+    ledger,
+    node,
+    operator,
+    payout,
+    store,
+    wallet,
+)
 from .errors import DpgGroup
 from .state import state
 
@@ -88,6 +103,13 @@ app.add_typer(db.app, name="db")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(store.app, name="store")
 app.add_typer(apikey.app, name="apikey")
+app.add_typer(convert.app, name="convert")
+app.add_typer(hsm.app, name="hsm")
+app.add_typer(wallet.app, name="wallet")
+app.add_typer(payout.app, name="payout")
+app.add_typer(operator.app, name="operator")
+app.add_typer(audit.app, name="audit")
+app.add_typer(book.app, name="book")
 
 
 def _log_to_stderr() -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -95,6 +95,197 @@ class AssetSettings(BaseModel):
     network: str = ""
 
 
+class HsmSettings(BaseModel):
+    """The signer's HSM: a PKCS#11 module, a token chosen by label, where its PIN comes from.
+
+    The PIN itself is never a setting: it is read from the environment variable ``pin_env``
+    or from ``pin_file`` at the moment the signer logs in.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    module: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
+    """PKCS#11 module of the HSM: SoftHSM2 for development; in production the vendor's module
+    (YubiHSM 2 ``yubihsm_pkcs11.so``, Nitrokey HSM ``opensc-pkcs11.so``, a cloud HSM's)."""
+    token_label: str = Field("dpg", min_length=1, max_length=32)
+    """Label of the token the signer uses (slot numbers change after initialisation; labels
+    do not)."""
+    pin_env: str = Field("DPG_HSM_PIN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Name of the environment variable that holds the token's user PIN."""
+    pin_file: Path | None = None
+    """File holding the user PIN (mode 0600); when set it wins over ``pin_env``. Empty and
+    ``pin_env`` unset: the development PIN file ``dpg hsm init`` wrote (DATA_DIR/hsm/user.pin)."""
+    kek_label: str = Field("dpg-kek-1", min_length=1, max_length=64)
+    """Label of the AES-256 key in the token that seals wallet seeds (the active KEK)."""
+    softhsm2_conf: Path | None = None
+    """SoftHSM2 configuration the module is loaded with (``SOFTHSM2_CONF``). Empty:
+    DATA_DIR/hsm/softhsm2.conf when ``dpg hsm init`` created it, else the environment's."""
+
+
+class FixedRateSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    base: str
+    """Asset code of the unit priced (``BTC``)."""
+    quote: str
+    """Asset code the price is in (``USD``)."""
+    rate: str
+    """Units of ``quote`` for one ``base``, a decimal string (``"60000"``); never a float."""
+
+
+class ConversionSettings(BaseModel):
+    """Conversion quotes: price terms, quote lifetime and where rates come from.
+
+    Rates are the median of the fresh sources (fixed rates below, the order book's mid
+    price); with no fresh source a quote is refused, never priced from a default.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    quote_lifetime_seconds: int = Field(30, ge=5, le=3600)
+    """How long a quote can be accepted after it is made."""
+    spread_bps: int = Field(50, ge=0, le=5000)
+    """Spread kept in the client rate, in basis points of the mid rate (50 = 0.5 %)."""
+    fee_bps: int = Field(10, ge=0, le=5000)
+    """Fee on the amount sold, in basis points, paid in the sold asset to the operator."""
+    max_slippage_bps: int = Field(100, ge=0, le=5000)
+    """Book route: the market order's protection price, this far below the quoted rate."""
+    rate_max_age_seconds: int = Field(60, ge=1, le=86400)
+    """Rate observations older than this are not used."""
+    min_sources: int = Field(1, ge=1, le=20)
+    """Fewest fresh sources a rate needs; fewer and quotes are refused."""
+    rate_max_deviation_bps: int = Field(500, ge=0, le=5000)
+    """Sources further than this from the median are outliers and left out (0: keep all);
+    two sources further apart than twice this refuse quotes instead of meeting halfway."""
+    pivots: list[str] = ["USD", "USDT"]
+    """Assets tried, in order, to cross two rates when a pair has no direct rate."""
+    reference_asset: str = "USD"
+    """Currency of value limits; each quote records its value in it. Empty: no value limits."""
+    operator_id: str = Field("op", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    """Ledger owner id of the operator whose ``inventory`` and ``fees`` accounts convert."""
+    book_mid_rates: bool = True
+    """Use the order book's mid price as a rate source (when the node runs books)."""
+    fixed_rates: list[FixedRateSettings] = []
+    """Operator-set rates (``[[conversion.fixed_rates]]`` tables); always fresh."""
+
+
+class PayoutPolicySettings(BaseModel):
+    """Spend policy of one asset (``[custody.payout_policies.BTC]``).
+
+    Amounts are decimal strings in the asset's units, never floats. An asset without a
+    policy cannot be paid out at all.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    max_per_transaction: str | None = None
+    """Largest single payout (``"0.5"``); empty: no limit."""
+    max_per_day: str | None = None
+    """Most paid out in any rolling 24 hours, this payout included; empty: no limit."""
+    max_payouts_per_hour: int | None = Field(None, ge=1)
+    """Velocity: most payouts in any rolling hour, this one included; empty: no limit."""
+    approval_threshold: str | None = None
+    """Payouts of at least this amount need approvals (``"0"``: every payout); empty: none."""
+    approvals_required: int = Field(1, ge=1, le=20)
+    """Distinct operators, other than the requester, who must approve above the threshold."""
+    allowed_destinations: list[str] = []
+    """Addresses payouts may go to."""
+    require_allowlist: bool = True
+    """Refuse destinations outside ``allowed_destinations``."""
+
+
+class CustodySettings(BaseModel):
+    """Custody: address pools, the Bitcoin network of hot keys, payout policies."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    network: Literal["mainnet", "testnet", "signet", "regtest"] = "mainnet"
+    """Bitcoin network of new wallets (unless ``dpg wallet create --network``) and hot keys."""
+    gap_limit: int = Field(1000, ge=1, le=1_000_000)
+    """Alert (``custody.gap_exceeded``, a CLI warning) when more issued receiving addresses
+    than this follow the last used one. 1000 is Bitcoin Core's keypool: BIP44's 20 would
+    alert after every 21 unpaid invoices, and each invoice takes a fresh address."""
+    payout_policies: dict[str, PayoutPolicySettings] = {}
+    """Spend policy per asset code (``[custody.payout_policies."USDT-ETH"]``)."""
+
+
+class TradingSettings(BaseModel):
+    """The exchange: which pairs can run, who collects fees, how often orders expire."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    pairs_file: Path | None = None
+    """Trading pairs definition replacing the built-in ``config/pairs.toml`` (same format).
+    Pairs are opened by operators (``dpg book pairs add``); this file says which can be."""
+    operator_id: str = Field("op", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    """Ledger owner id of the operator whose ``fees`` accounts collect trading fees."""
+    expiry_interval_seconds: float = Field(1.0, gt=0, le=3600)
+    """How often the node looks for orders past their ``expiresAt`` to expire them."""
+
+
+class BitcoinChainSettings(BaseModel):
+    """The Bitcoin node (Core or Knots JSON-RPC) payouts are funded from and broadcast to.
+
+    Nothing here is needed to receive: addresses come from xpubs. Without ``rpc_url`` a
+    Bitcoin payout cannot be signed or broadcast (the CLI says which setting to add).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    rpc_url: str = ""
+    """JSON-RPC endpoint, e.g. ``http://127.0.0.1:8332`` (regtest ``:18443``). Empty: no
+    Bitcoin node is configured."""
+    rpc_user: str = ""
+    """RPC user (``-rpcuser`` / ``-rpcauth``). Empty: authenticate with ``cookie_file``."""
+    rpc_password: SecretStr | None = None
+    """RPC password of ``rpc_user`` (prefer ``DPG_CHAINS__BITCOIN__RPC_PASSWORD``)."""
+    cookie_file: Path | None = None
+    """The node's ``.cookie`` file, read at each connection (it changes when the node
+    restarts); used when ``rpc_user`` is empty."""
+    network: Literal["mainnet", "testnet", "signet", "regtest"] | None = None
+    """Chain the node must be on (checked before every first use). Empty: ``custody.network``."""
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
+    """Longest wait for one RPC answer."""
+    scan_timeout_seconds: float = Field(600.0, gt=0, le=3600)
+    """Longest wait for ``scantxoutset``, which reads the whole UTXO set (minutes on mainnet)."""
+    fee_target_blocks: int = Field(6, ge=1, le=1008)
+    """Confirmation target of the fee estimate (``estimatesmartfee``), in blocks."""
+    min_fee_rate: str = Field("1", pattern=r"^[0-9]{1,5}(\.[0-9]{1,3})?$")
+    """Lowest fee rate paid, in sat/vB (decimal string; also when the node has no estimate)."""
+    max_fee_rate: str = Field("500", pattern=r"^[0-9]{1,5}(\.[0-9]{1,3})?$")
+    """Highest fee rate paid, in sat/vB: above it a payout waits instead of signing."""
+
+
+class EvmChainSettings(BaseModel):
+    """One EVM chain's node (``[chains.evm.ethereum]``), named as assets name their network."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    rpc_url: SecretStr
+    """JSON-RPC endpoint; a secret because hosted providers put their API key in it."""
+    chain_id: int = Field(ge=1)
+    """Chain id the node must serve (1 Ethereum, 137 Polygon, 56 BNB Chain, 31337 anvil)."""
+    tokens: dict[str, Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]] = {}
+    """ERC-20 contract per asset code on this chain (``"USDT-ETH" = "0xdAC1..."``)."""
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
+    """Longest wait for one RPC answer."""
+    gas_margin_percent: int = Field(25, ge=0, le=500)
+    """Added to the gas estimate (unused gas is refunded; too little fails the transfer)."""
+    max_fee_per_gas_gwei: str | None = Field(None, pattern=r"^[0-9]{1,12}(\.[0-9]{1,9})?$")
+    """Highest max fee per gas, in gwei (decimal string); empty: no ceiling."""
+
+
+class ChainsSettings(BaseModel):
+    """Chain nodes the node funds payouts from and broadcasts them to (``[chains]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    bitcoin: BitcoinChainSettings = BitcoinChainSettings()
+    """The Bitcoin node (``[chains.bitcoin]``)."""
+    evm: dict[str, EvmChainSettings] = {}
+    """EVM nodes by network name (``ethereum``, ``polygon``, ``bsc``, as in the assets)."""
+
+
 class Settings(BaseSettings):
     """Everything the node reads from its configuration."""
 
@@ -112,6 +303,16 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = LedgerSettings()
     api: ApiSettings = ApiSettings()
     log: LogSettings = LogSettings()
+    conversion: ConversionSettings = ConversionSettings()
+    """Asset conversion: terms, quote lifetime, rate sources, limits' reference currency."""
+    hsm: HsmSettings = HsmSettings()
+    """The signer's HSM (PKCS#11); used only by the signer and ``dpg hsm``."""
+    custody: CustodySettings = CustodySettings()
+    """Custody wallets, address pools and payout policies."""
+    trading: TradingSettings = TradingSettings()
+    """The exchange: pairs definition, fee collector, order expiry."""
+    chains: ChainsSettings = ChainsSettings()
+    """Chain nodes that fund and broadcast payouts (empty: none; payouts cannot be signed)."""
     assets: list[AssetSettings] = []
     """Assets added to the built-in registry (``[[assets]]`` tables)."""
 

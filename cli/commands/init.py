@@ -17,9 +17,14 @@ from dpgnode.errors import ConfigError
 from dpgnode.node import upgrade_schema
 from dpgnode.settings import (
     ApiSettings,
+    ChainsSettings,
+    ConversionSettings,
+    CustodySettings,
     DatabaseSettings,
+    HsmSettings,
     LedgerSettings,
     LogSettings,
+    TradingSettings,
     default_data_dir,
     semantic_problems,
 )
@@ -34,6 +39,20 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "api": ApiSettings,
     "ledger": LedgerSettings,
     "log": LogSettings,
+    "hsm": HsmSettings,
+    "custody": CustodySettings,
+    "trading": TradingSettings,
+    "conversion": ConversionSettings,
+    "chains": ChainsSettings,
+}
+# Examples shown for settings whose default is empty, so the commented line teaches the form.
+_EXAMPLES: dict[tuple[str, str], str] = {
+    ("database", "url"): '"postgresql+psycopg://dpg@localhost/dpg"',
+    ("hsm", "pin_file"): '"/etc/dpg/hsm.pin"',
+    ("hsm", "softhsm2_conf"): '"/srv/dpg/hsm/softhsm2.conf"',
+    ("trading", "pairs_file"): '"/srv/dpg/pairs.toml"',
+    ("chains", "bitcoin"): '{ rpc_url = "http://127.0.0.1:8332", rpc_user = "dpg" }',
+    ("chains", "evm"): '{ ethereum = { rpc_url = "http://127.0.0.1:8545", chain_id = 1 } }',
 }
 _FLAG_NAMES = {
     ("database", "url"): "--database-url",
@@ -223,8 +242,10 @@ def render_config(flags: dict[str, dict[str, Any]]) -> str:
                 lines.append(f"# {line.replace('``', '`')}")
             if name in flags.get(section, {}):
                 lines.append(f"{name} = {_toml(flags[section][name])}")
+            elif (section, name) in _EXAMPLES:
+                lines.append(f"# {name} = {_EXAMPLES[(section, name)]}")
             elif field.default is None:
-                lines.append(f'# {name} = "postgresql+psycopg://dpg@localhost/dpg"')
+                lines.append(f"# {name} =")
             else:
                 lines.append(f"# {name} = {_toml(field.default)}")
         parts.append("\n".join(lines) + "\n")
@@ -233,6 +254,10 @@ def render_config(flags: dict[str, dict[str, Any]]) -> str:
 
 
 def _toml(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -30,7 +30,10 @@ from dpgnode.api.errors import problem_response
 from dpgnode.api.idempotency import IdempotencyMiddleware
 from dpgnode.api.policy import policy_guard, public
 from dpgnode.api.ratelimit import RateLimitMiddleware
-from dpgnode.api.routes import api_keys, ledger, server, stores
+from dpgnode.api.routes import api_keys, ledger, server, stores, trading_ws
+from dpgnode.api.routes import conversion as conversion_routes
+from dpgnode.api.routes import trading as trading_routes
+from dpgnode.api.routes import wallets as wallet_routes
 from dpgnode.logging import configure_logging
 from dpgnode.node import Node, build_node
 from dpgnode.settings import load_settings
@@ -75,7 +78,10 @@ def create_app(node: Node, *, on_shutdown: Sequence[Callable[[], None]] = ()) ->
             Router(
                 API_PREFIX,
                 route_handlers=[
-                    *server.ROUTES, *stores.ROUTES, *api_keys.ROUTES, *ledger.ROUTES
+                    *server.ROUTES, *stores.ROUTES, *api_keys.ROUTES, *ledger.ROUTES,
+                    *conversion_routes.ROUTES,
+                    *wallet_routes.ROUTES,
+                    *trading_routes.ROUTES, trading_ws.trading_feed,
                 ],
             )
         ],
@@ -100,6 +106,7 @@ def create_app(node: Node, *, on_shutdown: Sequence[Callable[[], None]] = ()) ->
         request_max_body_size=api.max_body_bytes,
         state=State({"node": node}),
         on_shutdown=list(on_shutdown),
+        lifespan=[trading_ws.feed_lifespan],
         logging_config=None,
         debug=False,
     )

@@ -23,6 +23,15 @@ STORE_MODIFY = "btcpay.store.canmodifystoresettings"
 STORE_VIEW = "btcpay.store.canviewstoresettings"
 LEDGER_VIEW = "dpg.ledger.canview"
 LEDGER_POST = "dpg.ledger.canpost"
+WALLETS_VIEW = "dpg.wallets.view"
+"""API wallets: balances, transactions and statements (``:storeId`` limits it to one store)."""
+WALLETS_TRANSFER = "dpg.wallets.transfer"
+"""API wallets: open wallets and transfer from them (implies viewing)."""
+TRADING_VIEW = "dpg.trading.view"
+TRADING_TRADE = "dpg.trading.trade"
+CONVERSION_LIMITS_MANAGE = "dpg.conversion.limits.manage"
+"""Operators: read any user's conversion limits and set them (users convert with the
+trading permissions bound to them)."""
 
 STORE_PERMISSIONS: frozenset[str] = frozenset(
     {
@@ -41,6 +50,8 @@ STORE_PERMISSIONS: frozenset[str] = frozenset(
         "btcpay.store.canviewreports",
         "btcpay.store.canviewpaymentrequests",
         "btcpay.store.canmodifypaymentrequests",
+        WALLETS_VIEW,
+        WALLETS_TRANSFER,
     }
 )
 SERVER_PERMISSIONS: frozenset[str] = frozenset(
@@ -50,18 +61,27 @@ SERVER_PERMISSIONS: frozenset[str] = frozenset(
         SERVER_VIEW,
         LEDGER_VIEW,
         LEDGER_POST,
+        CONVERSION_LIMITS_MANAGE,
         "btcpay.user.canviewprofile",
         "btcpay.user.canmodifyprofile",
     }
 )
-KNOWN_PERMISSIONS = STORE_PERMISSIONS | SERVER_PERMISSIONS
+USER_PERMISSIONS: frozenset[str] = frozenset({TRADING_VIEW, TRADING_TRADE})
+"""Trading permissions. ``name:userId`` binds the key to the trading user ``userId``: its
+orders, trades and balances are those of the ledger owner ``user:<userId>``. A key may be
+bound to one user at most; unbound, the permission reaches market data only."""
+KNOWN_PERMISSIONS = STORE_PERMISSIONS | SERVER_PERMISSIONS | USER_PERMISSIONS
 
 # permission -> permissions it also grants (transitively closed below)
 _IMPLIES: dict[str, frozenset[str]] = {
     UNRESTRICTED: KNOWN_PERMISSIONS,
     SERVER_MODIFY: KNOWN_PERMISSIONS - {UNRESTRICTED},
     SERVER_VIEW: frozenset({LEDGER_VIEW}),
-    LEDGER_POST: frozenset({LEDGER_VIEW}),
+    LEDGER_POST: frozenset({LEDGER_VIEW, WALLETS_TRANSFER}),
+    LEDGER_VIEW: frozenset({WALLETS_VIEW}),
+    WALLETS_TRANSFER: frozenset({WALLETS_VIEW}),
+    TRADING_TRADE: frozenset({TRADING_VIEW}),
+    CONVERSION_LIMITS_MANAGE: frozenset({TRADING_VIEW}),
     STORE_MODIFY: STORE_PERMISSIONS,
     "btcpay.store.canmodifyinvoices": frozenset(
         {"btcpay.store.canviewinvoices", "btcpay.store.cancreateinvoice"}
@@ -81,21 +101,28 @@ _IMPLIES: dict[str, frozenset[str]] = {
     "btcpay.user.canmodifyprofile": frozenset({"btcpay.user.canviewprofile"}),
 }
 _STORE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_USER_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")  # a ledger owner id
 
 
 @dataclass(frozen=True, slots=True)
 class Permission:
-    """One granted permission, optionally limited to one store."""
+    """One granted permission, optionally limited to one store (or bound to one user)."""
 
     name: str
     store_id: str | None = None
+    user_id: str | None = None
+    """The trading user a ``USER_PERMISSIONS`` permission binds the key to."""
 
     @classmethod
     def parse(cls, text: str) -> Permission:
-        """Parse ``name`` or ``name:storeId``, refusing unknown names."""
+        """Parse ``name``, ``name:storeId`` or ``name:userId``, refusing unknown names."""
         name, _, store_id = text.partition(":")
         if name not in KNOWN_PERMISSIONS:
             raise ValidationError(f"unknown permission {name[:80]!r}", field="permissions")
+        if store_id and name in USER_PERMISSIONS:
+            if not _USER_ID.fullmatch(store_id):
+                raise ValidationError("invalid user id in permission", field="permissions")
+            return cls(name, user_id=store_id)
         if store_id:
             if name not in STORE_PERMISSIONS:
                 raise ValidationError(f"{name} cannot be limited to a store", field="permissions")
@@ -104,7 +131,8 @@ class Permission:
         return cls(name, store_id or None)
 
     def __str__(self) -> str:
-        return f"{self.name}:{self.store_id}" if self.store_id else self.name
+        scope = self.store_id or self.user_id
+        return f"{self.name}:{scope}" if scope else self.name
 
 
 def _closure(name: str) -> frozenset[str]:
@@ -148,6 +176,30 @@ class ApiKey:
                 return True
         return False
 
+    @property
+    def trading_user(self) -> str | None:
+        """The trading user this key acts for (``dpg.trading.*:<userId>``), if bound to one."""
+        return next((g.user_id for g in self.permissions if g.user_id is not None), None)
+
+    def acting_user(self, permission: str) -> str | None:
+        """The trading user for whom this key holds ``permission`` through a bound grant.
+
+        Only the grant bound to the user counts: a key with ``dpg.trading.view:alice`` and an
+        unbound ``dpg.trading.trade`` (market data) may read alice's orders but not trade as
+        her, so ``acting_user(TRADING_TRADE)`` is ``None`` there. Unbound grants, even
+        ``unrestricted``, never make a key act for a user. ``None`` as well once revoked.
+        """
+        if not self.active:
+            return None
+        return next(
+            (
+                g.user_id
+                for g in self.permissions
+                if g.user_id is not None and permission in _CLOSURES[g.name]
+            ),
+            None,
+        )
+
     def visible_store_ids(self) -> frozenset[str] | None:
         """Stores this key may see; ``None`` means every store."""
         stores: set[str] = set()
@@ -163,4 +215,6 @@ def parse_permissions(texts: Iterable[str]) -> tuple[Permission, ...]:
     parsed = tuple(dict.fromkeys(Permission.parse(text) for text in texts))
     if not parsed:
         raise ValidationError("at least one permission is required", field="permissions")
+    if len({p.user_id for p in parsed if p.user_id is not None}) > 1:
+        raise ValidationError("a key may act for one trading user only", field="permissions")
     return parsed

@@ -372,9 +372,15 @@ class SqlTx:
         if done.rowcount == 0:
             conn.execute(insert(tables.api_keys).values(values))
 
-    def execute(self, statement: Any) -> Any:
-        """Run a statement of another module's table inside this command's savepoint."""
-        return self._raw().execute(statement)
+    def execute(self, statement: Any, parameters: Any = None) -> Any:
+        """Run a statement of another module's table inside this command's savepoint.
+
+        ``parameters`` (a dict, or a list of dicts for executemany) lets callers keep one
+        prebuilt statement per shape: building a Core statement costs far more than binding.
+        """
+        if parameters is None:
+            return self._raw().execute(statement)
+        return self._raw().execute(statement, parameters)
 
     # -- flush -------------------------------------------------------------------------
 
