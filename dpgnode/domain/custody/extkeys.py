@@ -5,7 +5,8 @@ Public surface:
   output descriptor) -> :class:`AccountKey`;
 - :meth:`AccountKey.address`, :meth:`AccountKey.addresses` / :func:`derive_addresses`
   (the fast path: the branch node is derived once and cached, then each child costs one
-  HMAC-SHA512, one coincurve point addition and the address encoding);
+  HMAC-SHA512, one libsecp256k1 point addition (two for P2TR) and the address encoding;
+  see ``bip32.ChildPoints`` and ``addresses.TaprootTweak``);
 - :meth:`AccountKey.public_key`, :meth:`AccountKey.script_pubkey`, :meth:`AccountKey.path`,
   :meth:`AccountKey.descriptor`, :meth:`AccountKey.key_text`; :class:`Branch`.
 
@@ -20,23 +21,21 @@ Invariants this module keeps:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
 
-from coincurve import PublicKey
-
 from dpgnode.domain.custody.addresses import (
+    TaprootTweak,
     address_from_public_key,
     script_pubkey_from_public_key,
-    taproot_output_key_of_point,
 )
 from dpgnode.domain.custody.bip32 import (
     HARDENED,
+    ChildPoints,
     ExtendedPublicKey,
+    Secp256k1Pubkey,
     decode_extended_public_key,
 )
 from dpgnode.domain.custody.descriptors import (
@@ -236,18 +235,21 @@ def _check_range(start: int, count: int) -> None:
         )
 
 
-def _encoder(address_type: AddressType, network: Network) -> Callable[[PublicKey], str]:
+def _encoder(
+    points: ChildPoints, address_type: AddressType, network: Network
+) -> Callable[[Secp256k1Pubkey], str]:
     """A closure turning a child point into address text, without re-parsing the point."""
     if address_type is AddressType.EVM:
-        return lambda point: checksum_encode(keccak256(point.format(compressed=False)[1:])[-20:])
+        uncompressed = points.uncompressed
+        return lambda point: checksum_encode(keccak256(uncompressed(point)[1:])[-20:])
     hrp = network_params(network).hrp
+    compressed = points.compressed
     if address_type is AddressType.P2WPKH:
-        return lambda point: encode_segwit(hrp, 0, hash160(point.format(compressed=True)))
+        return lambda point: encode_segwit(hrp, 0, hash160(compressed(point)))
     if address_type is AddressType.P2TR:
-        return lambda point: encode_segwit(hrp, 1, taproot_output_key_of_point(point))
-    return lambda point: address_from_public_key(
-        point.format(compressed=True), address_type, network
-    )
+        tweak = TaprootTweak()
+        return lambda point: encode_segwit(hrp, 1, tweak(point))
+    return lambda point: address_from_public_key(compressed(point), address_type, network)
 
 
 def derive_addresses(key: AccountKey, branch: int, start: int, count: int) -> list[str]:
@@ -259,18 +261,7 @@ def derive_addresses(key: AccountKey, branch: int, start: int, count: int) -> li
             key is invalid under BIP32.
     """
     _check_range(start, count)
-    node = _branch_node(key.key, key.branch_path(branch))
-    encode = _encoder(key.address_type, key.network)
-    parent = PublicKey(node.public_key)
-    chain_code, parent_key = node.chain_code, node.public_key
-    out: list[str] = []
-    for index in range(start, start + count):
-        digest = hmac.digest(chain_code, parent_key + index.to_bytes(4, "big"), hashlib.sha512)
-        try:
-            child = parent.add(digest[:32])
-        except ValueError:
-            raise ValidationError(
-                f"index {index} yields an invalid key (BIP32); skip it", field="index"
-            ) from None
-        out.append(encode(child))
-    return out
+    points = ChildPoints(_branch_node(key.key, key.branch_path(branch)))
+    encode = _encoder(points, key.address_type, key.network)
+    point = points.point
+    return [encode(point(index)) for index in range(start, start + count)]
