@@ -67,7 +67,7 @@ def post_command(draft: EntryDraft) -> Callable[[Tx], Posted]:
         if existing is not None:
             check_replay(existing[1], draft)
             return Posted(existing[0], created=False)
-        return Posted(_post(tx, draft), created=True)
+        return Posted(post_entry(tx, draft), created=True)
 
     return command
 
@@ -86,7 +86,15 @@ def _ensure_plain_transfer(draft: EntryDraft) -> None:
             )
 
 
-def _post(tx: Tx, draft: EntryDraft) -> JournalEntry:
+def post_entry(tx: Tx, draft: EntryDraft) -> JournalEntry:
+    """Post ``draft`` in the command's transaction, with its ``ledger.entry_posted`` event.
+
+    Every service that posts inside its own writer command (trading, payouts) goes through
+    here, so ledger subscribers see one event shape for every entry.
+
+    Raises:
+        InsufficientFundsError: a posting would overdraw an account that forbids it.
+    """
     entry = tx.post(draft)
     tx.emit(
         DomainEvent(
@@ -142,7 +150,7 @@ class LedgerService:
                 raise NotFoundError(f"no entry {entry_id}", details={"field": "entry_id"})
             if tx.reversal_of(entry_id) is not None:
                 raise ConflictError(f"entry {entry_id} is already reversed")
-            return Posted(_post(tx, reversal_draft(original, idempotency_key, memo)), True)
+            return Posted(post_entry(tx, reversal_draft(original, idempotency_key, memo)), True)
 
         return self._writer.run(command, Hints((idempotency_key,)))
 
@@ -167,7 +175,7 @@ class LedgerService:
                 if previous is None:
                     raise ConflictError("idempotency key belongs to an entry without a hold")
                 return HoldResult(previous, entry, created=False)
-            entry = _post(tx, draft)
+            entry = post_entry(tx, draft)
             tx.save_hold(hold)
             return HoldResult(hold, entry, created=True)
 
@@ -193,7 +201,7 @@ class LedgerService:
                 )
                 return HoldResult(hold, replayed[0], created=False)
             updated, draft = holds.capture(hold, units, destination, idempotency_key, memo)
-            entry = _post(tx, draft)
+            entry = post_entry(tx, draft)
             tx.save_hold(updated)
             return HoldResult(updated, entry, created=True)
 
@@ -208,7 +216,7 @@ class LedgerService:
             if replayed is not None:
                 return HoldResult(hold, replayed[0], created=False)
             updated, draft = holds.release(hold, idempotency_key, memo)
-            entry = _post(tx, draft)
+            entry = post_entry(tx, draft)
             tx.save_hold(updated)
             return HoldResult(updated, entry, created=True)
 

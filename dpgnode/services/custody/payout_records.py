@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from dpgnode.domain.custody.operator import Operator
 from dpgnode.domain.custody.payout import Payout
 from dpgnode.domain.events import DomainEvent
-from dpgnode.domain.ledger import AccountKind, AccountRef, EntryDraft
+from dpgnode.domain.ledger import AccountKind, AccountRef
 from dpgnode.domain.money import AssetRegistry
 from dpgnode.errors import IdempotencyKeyReusedError, ValidationError
-from dpgnode.ports.uow import Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,20 +66,6 @@ def request_details(request: PayoutRequest) -> dict[str, str]:
         "destination": request.destination, "debit": request.debit_account.code,
         "source": request.source,
     }
-
-
-def post_with_event(tx: Tx, draft: EntryDraft) -> None:
-    """Post a hold or release entry and announce it as every ledger entry is announced."""
-    entry = tx.post(draft)
-    tx.emit(DomainEvent(
-        type="ledger.entry_posted", aggregate="ledger",
-        payload={
-            "entryId": entry.id, "seq": entry.seq, "kind": str(entry.kind),
-            "idempotencyKey": entry.idempotency_key,
-            "postings": [{"account": p.account.code, "units": str(p.units)}
-                         for p in entry.postings],
-        },
-    ))
 
 
 def payout_event(kind: str, payout: Payout) -> DomainEvent:

@@ -69,11 +69,11 @@ from dpgnode.services.custody.payout_records import (
     PayoutRequest,
     check_request,
     payout_event,
-    post_with_event,
     replayed,
     request_details,
 )
 from dpgnode.services.custody.payout_tx import PayoutTransactions
+from dpgnode.services.ledger import post_entry
 
 __all__ = ["SELF_APPROVAL_RULE", "PayoutRequest", "PayoutService"]
 
@@ -154,7 +154,7 @@ class PayoutService:
                 return _Outcome(None, denied=decision, denied_rule=str(decision.rule),
                                 asset=request.asset)
             hold = Hold(hold_id, request.debit_account, request.units)
-            post_with_event(tx, holds.reserve_draft(
+            post_entry(tx, holds.reserve_draft(
                 hold, f"payout-hold:{request.request_key}", f"payout {payout_id}"))
             tx.save_hold(hold)
             status = (PayoutStatus.PENDING_APPROVAL if decision.approvals_required
@@ -386,7 +386,7 @@ class PayoutService:
         if hold is not None and hold.remaining > 0:
             released, draft = holds.release(hold, f"payout-release:{closed.id}",
                                             f"payout {closed.id} {closed.status}")
-            post_with_event(tx, draft)
+            post_entry(tx, draft)
             tx.save_hold(released)
         self._audit.append(tx, event)
         tx.emit(payout_event(f"custody.payout_{closed.status}", closed))

@@ -51,9 +51,10 @@ from dpgnode.ports.trading import (
     TradingStore,
 )
 from dpgnode.ports.uow import Tx
+from dpgnode.services.ledger import post_entry
 from dpgnode.services.trading import fees
 from dpgnode.services.trading.book import Book, engine_side, lots_of, order_ticks
-from dpgnode.services.trading.ledger import post_entry, user_account
+from dpgnode.services.trading.ledger import user_account
 from dpgnode.services.trading.records import Fill, save_candles, save_positions
 from dpgnode.services.trading.views import levels_view, order_view, trade_view
 
