@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -96,6 +96,15 @@ class StatementLineData(Output):
     amount: str
     balance: str
 
+    @classmethod
+    def of(cls, line: StatementLine, text: Callable[[int], str]) -> StatementLineData:
+        """One posting of a statement, amounts formatted by ``text`` in the account's asset."""
+        return cls(
+            entry_id=line.entry_id, seq=line.seq,
+            created_time=int(line.created_at.timestamp()), kind=line.kind,
+            memo=line.memo, amount=text(line.units), balance=text(line.balance_after),
+        )
+
 
 class StatementData(Output):
     account: str
@@ -122,14 +131,7 @@ class StatementData(Output):
             account=account.ref.code, asset=asset, from_=span[0], to=span[1],
             opening_balance=text(opening),
             closing_balance=text(lines[-1].balance_after if lines else opening),
-            lines=[
-                StatementLineData(
-                    entry_id=line.entry_id, seq=line.seq,
-                    created_time=int(line.created_at.timestamp()), kind=line.kind,
-                    memo=line.memo, amount=text(line.units), balance=text(line.balance_after),
-                )
-                for line in lines
-            ],
+            lines=[StatementLineData.of(line, text) for line in lines],
         )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import msgspec
 
 from dpgnode.api.schemas.base import Input, Output
+from dpgnode.api.schemas.ledger import StatementLineData
 from dpgnode.domain.ledger import OwnerType
 from dpgnode.domain.money import AssetRegistry
 from dpgnode.domain.wallets import Wallet, WalletBalance
@@ -119,14 +120,6 @@ class TransferData(Output):
     created_time: int
 
 
-class StatementLineData(Output):
-    entry_id: str
-    seq: int
-    created_time: int
-    kind: str
-    memo: str
-    amount: str
-    balance: str
 
 
 class WalletStatementData(Output):
@@ -151,12 +144,5 @@ class WalletStatementData(Output):
             wallet_id=wallet.id, asset=wallet.asset, from_=span[0], to=span[1],
             opening_balance=text(opening),
             closing_balance=text(lines[-1].balance_after if lines else opening),
-            lines=[
-                StatementLineData(
-                    entry_id=line.entry_id, seq=line.seq,
-                    created_time=int(line.created_at.timestamp()), kind=line.kind,
-                    memo=line.memo, amount=text(line.units), balance=text(line.balance_after),
-                )
-                for line in lines
-            ],
+            lines=[StatementLineData.of(line, text) for line in lines],
         )
