@@ -1,4 +1,4 @@
-"""Handing a signed payout transaction to its chain.
+"""The chains as the node's services see them: watching them, and broadcasting to them.
 
 Contract for every implementation of :class:`TransactionBroadcaster`:
 
@@ -16,8 +16,11 @@ Contract for every implementation of :class:`TransactionBroadcaster`:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
+
+from dpgnode.domain.chains.blocks import BlockRef, ChainBlock, MempoolView
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,4 +40,58 @@ class TransactionBroadcaster(Protocol):
 
     def broadcast(self, asset: str, raw_tx: str, txid: str) -> BroadcastResult:
         """Check, then relay ``raw_tx`` of ``asset`` whose id is ``txid`` (see the contract)."""
+        ...
+
+
+class ChainClient(Protocol):
+    """One chain as the watcher reads it (Bitcoin node, EVM endpoints, or the simulator).
+
+    Contract, checked by ``tests/contracts/chain_port`` against the simulator and the real
+    nodes alike:
+
+    - ``watch`` adds addresses to the set whose transfers ``block`` and ``mempool`` report;
+      it is cumulative and idempotent, and must take a million addresses;
+    - ``tip`` is the best block; ``block_hash(h)`` the best chain's hash at height ``h``, or
+      ``None`` above the tip; ``block(h)`` the best chain's block at ``h`` (``None`` above the
+      tip). Between two calls the chain may reorganise: the watcher links blocks by
+      ``prev_hash`` and never assumes two answers agree;
+    - ``block`` reports every transfer to a watched address, each transaction's conflict keys
+      in ``spent`` and every txid in ``txids`` (see :class:`ChainBlock`);
+    - ``mempool`` reports unconfirmed transactions the same way (an empty view where the
+      chain has no public mempool);
+    - ``finalized_height`` is the height the chain itself declares final (EVM ``finalized``
+      or ``safe`` tag per the chain's policy), ``None`` where only depth counts (Bitcoin);
+    - ``UnavailableError`` for a node that cannot be reached, times out or answers
+      malformed data (the watcher pauses the chain and retries); ``IntegrityError`` for a
+      node that contradicts itself (head going backwards past a finalized block, a block
+      whose hash does not match what was asked for).
+    """
+
+    @property
+    def chain(self) -> str:
+        """The chain's name as settings and assets name it (``bitcoin``, ``ethereum``)."""
+        ...
+
+    def watch(self, addresses: Iterable[str]) -> None:
+        """Report transfers to these addresses from now on."""
+        ...
+
+    def tip(self) -> BlockRef:
+        """The best block."""
+        ...
+
+    def block_hash(self, height: int) -> str | None:
+        """The best chain's block hash at ``height``; ``None`` above the tip."""
+        ...
+
+    def block(self, height: int) -> ChainBlock | None:
+        """The best chain's block at ``height``; ``None`` above the tip."""
+        ...
+
+    def mempool(self) -> MempoolView:
+        """Unconfirmed transactions (see the contract)."""
+        ...
+
+    def finalized_height(self) -> int | None:
+        """The chain's own finality mark, ``None`` where only depth counts."""
         ...

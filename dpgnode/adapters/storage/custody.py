@@ -114,7 +114,7 @@ class SqlCustodyStore:
                 account_id=address.account_id, branch=address.branch,
                 address_index=address.index, address=address.address,
                 reference=address.reference, issued_at=address.issued_at,
-                used_at=address.used_at,
+                used_at=address.used_at, owner=address.owner,
             )
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from typing import Any
@@ -55,14 +56,12 @@ def address(row: RowMapping) -> IssuedAddress:
         account_id=row["account_id"], branch=int(row["branch"]),
         index=int(row["address_index"]), address=row["address"],
         issued_at=row["issued_at"], reference=row["reference"], used_at=row["used_at"],
+        owner=row["owner"],
     )
 
 
 def replace_used(address: IssuedAddress, at: datetime) -> IssuedAddress:
-    return IssuedAddress(
-        address.account_id, address.branch, address.index, address.address,
-        address.issued_at, address.reference, at,
-    )
+    return dataclasses.replace(address, used_at=at)
 
 
 def operator(row: RowMapping) -> Operator:

@@ -239,6 +239,7 @@ custody_addresses = Table(
     Column("reference", String(200), nullable=False),
     Column("issued_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=True),
+    Column("owner", String(80), nullable=False, server_default=""),
     UniqueConstraint(
         "account_id", "branch", "address_index", name="uq_custody_addresses_account_index"
     ),
@@ -486,4 +487,66 @@ trading_positions = Table(
     Column("realized_pnl", BigUnits, nullable=False),
     Column("fees", BigUnits, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+# -- chain watchers (cursors, recent blocks, payments, incidents) ----------------------------
+# Owned by the chain watcher (dpgnode/adapters/storage/chains.py, migration 0006).
+
+chain_cursors = Table(
+    "chain_cursors",
+    metadata,
+    Column("chain", String(40), primary_key=True),
+    Column("height", BigInteger, nullable=False),
+    Column("hash", String(80), nullable=False),
+    Column("paused", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+chain_blocks = Table(
+    "chain_blocks",
+    metadata,
+    Column("chain", String(40), primary_key=True),
+    Column("height", BigInteger, primary_key=True),
+    Column("hash", String(80), nullable=False),
+)
+
+chain_payments = Table(
+    "chain_payments",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("chain", String(40), nullable=False),
+    Column("payment_key", String(200), nullable=False),
+    Column("txid", String(80), nullable=False),
+    Column("address", String(128), nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("units", BigUnits, nullable=False),
+    Column("owner", String(80), nullable=False),
+    Column("reference", String(200), nullable=False),
+    Column("spends", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("block_height", BigInteger, nullable=True),
+    Column("block_hash", String(80), nullable=True),
+    Column("credit_key", String(300), nullable=True),
+    Column("conflict_txid", String(80), nullable=True),
+    Column("conflict_height", BigInteger, nullable=True),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("chain", "payment_key", name="uq_chain_payments_chain_key"),
+    Index("ix_chain_payments_status", "chain", "status"),
+    Index("ix_chain_payments_address", "address"),
+    Index("ix_chain_payments_txid", "txid"),
+)
+
+chain_incidents = Table(
+    "chain_incidents",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("chain", String(40), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Index("ix_chain_incidents_chain", "chain", "resolved_at"),
 )

@@ -173,6 +173,9 @@ class IssuedAddress:
     reference: str = ""
     """What the address was issued for (an invoice id), empty if nothing was given."""
     used_at: datetime | None = None
+    owner: str = ""
+    """``owner_type:owner_id`` whose account a payment to the address credits (a store);
+    empty: the operator's unassigned deposits."""
 
     @property
     def used(self) -> bool:

@@ -29,6 +29,7 @@ from dpgnode.domain.custody.wallet import (
     gap_report,
 )
 from dpgnode.domain.events import DomainEvent
+from dpgnode.domain.ledger import AccountRef
 from dpgnode.errors import NotFoundError, ValidationError
 from dpgnode.ports.clock import Clock
 from dpgnode.ports.custody import AddressPool, KeychainStore
@@ -67,33 +68,30 @@ class AddressService:
         self._keys_lock = threading.Lock()
 
     def issue(
-        self, account_id: str, *, reference: str = "", branch: int = EXTERNAL_BRANCH
+        self, account_id: str, *, reference: str = "", branch: int = EXTERNAL_BRANCH,
+        owner: str = "",
     ) -> Issued:
         """Issue the next address of ``branch`` (receiving by default) for ``reference``.
 
         Raises:
             NotFoundError: no such key account.
-            ValidationError: a branch other than receive (0) or change (1), or a reference
-                longer than 200 characters.
+            ValidationError: a branch other than receive (0) or change (1), a reference
+                longer than 200 characters, or an owner that is not ``owner_type:owner_id``.
         """
-        if branch not in (EXTERNAL_BRANCH, CHANGE_BRANCH):
-            raise ValidationError("branch must be 0 (receive) or 1 (change)", field="branch")
-        if len(reference) > _MAX_REFERENCE:
-            raise ValidationError("reference is longer than 200 characters", field="reference")
-        return self._writer.run(self._issue_command(account_id, reference, branch))
+        _check_issue(reference, branch, owner)
+        return self._writer.run(self._issue_command(account_id, reference, branch, owner))
 
     async def issue_async(
-        self, account_id: str, *, reference: str = "", branch: int = EXTERNAL_BRANCH
+        self, account_id: str, *, reference: str = "", branch: int = EXTERNAL_BRANCH,
+        owner: str = "",
     ) -> Issued:
         """``issue`` for event-loop callers."""
-        if branch not in (EXTERNAL_BRANCH, CHANGE_BRANCH):
-            raise ValidationError("branch must be 0 (receive) or 1 (change)", field="branch")
-        if len(reference) > _MAX_REFERENCE:
-            raise ValidationError("reference is longer than 200 characters", field="reference")
-        return await self._writer.run_async(self._issue_command(account_id, reference, branch))
+        _check_issue(reference, branch, owner)
+        return await self._writer.run_async(
+            self._issue_command(account_id, reference, branch, owner))
 
     def _issue_command(
-        self, account_id: str, reference: str, branch: int
+        self, account_id: str, reference: str, branch: int, owner: str
     ) -> Callable[[Tx], Issued]:
         def command(tx: Tx) -> Issued:
             store = self._store
@@ -103,7 +101,7 @@ class AddressService:
                 raise NotFoundError(f"no key account {account_id[:64]}")
             text = self.account_key(account).address(branch, index)
             issued = IssuedAddress(
-                account.id, branch, index, text, self._clock.now(), reference
+                account.id, branch, index, text, self._clock.now(), reference, owner=owner
             )
             store.save_address(tx, issued)
             trailing = index - account.last_used_index if branch == EXTERNAL_BRANCH else 0
@@ -169,6 +167,16 @@ class AddressService:
         if account is None:
             raise NotFoundError(f"no key account {account_id[:64]}", details={"field": "account"})
         return account
+
+
+def _check_issue(reference: str, branch: int, owner: str) -> None:
+    if branch not in (EXTERNAL_BRANCH, CHANGE_BRANCH):
+        raise ValidationError("branch must be 0 (receive) or 1 (change)", field="branch")
+    if len(reference) > _MAX_REFERENCE:
+        raise ValidationError("reference is longer than 200 characters", field="reference")
+    if owner:
+        owner_type, _, owner_id = owner.partition(":")
+        AccountRef.parse(f"{owner_type}:{owner_id}:X:available", field="owner")
 
 
 def _gap_event(account: KeyAccount, trailing: int, limit: int, index: int) -> DomainEvent:

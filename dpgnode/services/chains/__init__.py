@@ -1,0 +1,1 @@
+"""Chain watchers: following chains, crediting payments, reconciling, sweeping."""
