@@ -22,7 +22,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -140,7 +140,9 @@ def free_port() -> int:
         return port
 
 
-def _launch(datadir: Path, port: int, user: str, password: str) -> subprocess.Popen[bytes]:
+def _launch(
+    datadir: Path, port: int, user: str, password: str, extra_args: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
     argv = [
         str(_LOADER),
         "--library-path",
@@ -163,6 +165,7 @@ def _launch(datadir: Path, port: int, user: str, password: str) -> subprocess.Po
         # The wallet's SQLite without fsync: the data is thrown away, and with fsync every
         # block that pays the funding wallet costs ~0.1 s on a busy disk (101 blocks: 11 s).
         "-unsafesqlitesync=1",
+        *extra_args,
     ]
     # stderr goes to a file, not a pipe: a pipe nobody drains while the node runs would block
     # bitcoind once it filled up.
@@ -188,15 +191,18 @@ def _wait_ready(node: BitcoindNode) -> bool:
 
 
 @contextlib.contextmanager
-def start_bitcoind(datadir: Path) -> Iterator[BitcoindNode]:
-    """Run a regtest node with its data in ``datadir``; stopped by PID on exit."""
+def start_bitcoind(datadir: Path, extra_args: Sequence[str] = ()) -> Iterator[BitcoindNode]:
+    """Run a regtest node with its data in ``datadir``; stopped by PID on exit.
+
+    ``extra_args`` are added to bitcoind's command line (e.g. ``-zmqpubhashblock=...``).
+    """
     require_bitcoind()
     datadir.mkdir(parents=True, exist_ok=True)
     user, password = "dpg", secrets.token_hex(16)
     errors = b""
     for _attempt in range(3):  # another process may take the free port before bitcoind does
         port = free_port()
-        process = _launch(datadir, port, user, password)
+        process = _launch(datadir, port, user, password, extra_args)
         node = BitcoindNode(process, datadir, port, user, password, httpx.Client(timeout=30))
         if _wait_ready(node):
             break

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Reply", "RpcServer", "Seen", "error", "ok", "rpc_server"]
+__all__ = ["Reply", "RpcServer", "Seen", "batch", "error", "ok", "rpc_server"]
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,25 @@ class Seen:
     method: str
     params: list[Any]
     headers: dict[str, str]
+    batch_ids: list[Any] | None = None
+    """For a JSON-RPC batch: the calls' ids (``method`` is the first call's, ``params`` one
+    parameter list per call); ``None`` for a single call."""
 
 
 def ok(result: Any, *, status: int = 200) -> Reply:
     """A JSON-RPC success (``result`` as a JSON text fragment when given as ``str``)."""
     fragment = result if isinstance(result, str) else json.dumps(result)
     return Reply(status, f'{{"jsonrpc":"2.0","id":1,"result":{fragment}}}'.encode())
+
+
+def batch(seen: Seen, answers: list[Any]) -> Reply:
+    """A batch reply: per call a result, or an ``(code, message)`` tuple for an error."""
+    replies = [
+        {"result": None, "error": {"code": a[0], "message": a[1]}, "id": id_}
+        if isinstance(a, tuple) else {"result": a, "error": None, "id": id_}
+        for id_, a in zip(seen.batch_ids or [], answers, strict=True)
+    ]
+    return Reply(200, json.dumps(replies).encode())
 
 
 def error(code: int, message: str, *, status: int = 200) -> Reply:
@@ -74,8 +87,14 @@ def _handler(server: RpcServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             request = json.loads(self.rfile.read(length) or b"{}")
-            seen = Seen(self.path, request.get("method", ""), request.get("params", []),
-                        {k.lower(): v for k, v in self.headers.items()})
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            if isinstance(request, list):
+                seen = Seen(self.path, request[0].get("method", "") if request else "",
+                            [call.get("params", []) for call in request], headers,
+                            batch_ids=[call.get("id") for call in request])
+            else:
+                seen = Seen(self.path, request.get("method", ""), request.get("params", []),
+                            headers)
             server.seen.append(seen)
             reply = server.reply(seen)
             if reply.stall:

@@ -50,6 +50,10 @@ _CHAINS = {
 _RPC_IN_WARMUP = -28
 _RPC_INVALID_PARAMETER = -8  # also "Scan already in progress"
 _RPC_METHOD_NOT_FOUND = -32601
+_RPC_NOT_FOUND = -5  # "No such mempool or blockchain transaction", "Block not found"
+_ID_CHARS = 64
+_BATCH = 500
+"""Transactions per ``getrawtransaction`` batch: one request, well within the node's limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +277,87 @@ class BitcoinRpc:
     def send_raw(self, raw_hex: str) -> str:
         """Hand the transaction to the node for relay; its txid as the node computed it."""
         return str(self._checked_call("sendrawtransaction", raw_hex))
+
+    # -- reading the chain: the watcher's calls (``bitcoin_client``) ----------------------
+
+    def best_block(self) -> tuple[int, str]:
+        """Height and hash of the node's best block, from one header (so they agree)."""
+        best = _block_id(self._checked_call("getbestblockhash"), "getbestblockhash", self.name)
+        header = self._call("getblockheader", best, True)
+        height = header.get("height") if isinstance(header, dict) else None
+        if type(height) is not int or height < 0 or header.get("hash") != best:
+            raise UnavailableError(f"{self.name} sent a malformed header for its best block")
+        return height, best
+
+    def block_hash(self, height: int) -> str | None:
+        """The best chain's block hash at ``height``; ``None`` above the node's tip."""
+        try:
+            result = self._checked_call("getblockhash", height)
+        except RpcError as exc:
+            if exc.rpc_code == _RPC_INVALID_PARAMETER and "out of range" in exc.rpc_message:
+                return None
+            raise
+        return _block_id(result, "getblockhash", self.name)
+
+    def raw_block(self, block_hash: str) -> bytes:
+        """The serialised block (``getblock <hash> 0``)."""
+        return _raw(self._checked_call("getblock", block_hash, 0), "getblock", self.name)
+
+    def mempool_txids(self) -> list[str]:
+        """Ids of every transaction in the node's mempool (``getrawmempool``)."""
+        result = self._checked_call("getrawmempool", False)
+        if not isinstance(result, list) or not all(
+            isinstance(t, str) and len(t) == _ID_CHARS for t in result
+        ):
+            raise UnavailableError(f"{self.name} sent a malformed getrawmempool reply")
+        return result
+
+    def raw_transactions(self, txids: Sequence[str]) -> dict[str, bytes]:
+        """Serialised transactions by id, fetched in batches of ``_BATCH``.
+
+        Ids the node no longer knows (evicted, replaced or mined since they were listed)
+        are left out.
+        """
+        with self._lock:
+            checked = self._checked
+        if not checked:
+            self.check_chain()
+        found: dict[str, bytes] = {}
+        for start in range(0, len(txids), _BATCH):
+            chunk = txids[start : start + _BATCH]
+            results = self._rpc.call_many("getrawtransaction", [[t] for t in chunk])
+            for txid, result in zip(chunk, results, strict=True):
+                if isinstance(result, RpcError):
+                    if result.rpc_code == _RPC_NOT_FOUND:
+                        continue
+                    if result.rpc_code == _RPC_IN_WARMUP:
+                        raise UnavailableError(f"{self.name} is starting: {result.rpc_message}",
+                                               retry_after=10) from result
+                    raise result
+                found[txid] = _raw(result, "getrawtransaction", self.name)
+        return found
+
+
+def _block_id(value: object, method: str, node: str) -> str:
+    """A block hash or txid as the node prints it (64 hex digits), else ``UnavailableError``."""
+    if isinstance(value, str) and len(value) == _ID_CHARS:
+        try:
+            bytes.fromhex(value)
+        except ValueError:
+            pass
+        else:
+            return value
+    raise UnavailableError(f"{node} sent a malformed id in its {method} reply")
+
+
+def _raw(value: object, method: str, node: str) -> bytes:
+    """Hex from the node as bytes, else ``UnavailableError``."""
+    if isinstance(value, str):
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            pass
+    raise UnavailableError(f"{node} sent malformed hex in its {method} reply")
 
 
 def _scanned(unspent: Any, tip: Any) -> ScannedOutput:

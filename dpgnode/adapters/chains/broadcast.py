@@ -20,6 +20,7 @@ sender's ``pending`` count.
 
 from __future__ import annotations
 
+from dpgnode.adapters.chains.bitcoin_rpc import BitcoinRpc
 from dpgnode.adapters.chains.connections import BITCOIN_NETWORK, ChainConnections
 from dpgnode.adapters.chains.jsonrpc import RpcError
 from dpgnode.adapters.chains.rawtx import bitcoin_outpoints, evm_fields
@@ -48,24 +49,7 @@ class ChainBroadcaster:
         return self._evm(found.network, raw_tx, txid)
 
     def _bitcoin(self, raw_tx: str, txid: str) -> BroadcastResult:
-        rpc = self._chains.bitcoin().rpc
-        verdict = rpc.test_accept(raw_tx)
-        _same_txid(verdict.txid, txid, rpc.name)
-        if not verdict.allowed:
-            if verdict.reason.split(":")[0] in _ALREADY_KNOWN:
-                return BroadcastResult(True, txid, known=True)
-            return BroadcastResult(False, txid, reason=verdict.reason)
-        for prev_txid, vout in bitcoin_outpoints(raw_tx):
-            if not rpc.is_unspent(prev_txid, vout):
-                return BroadcastResult(False, txid, reason=(
-                    f"input {prev_txid}:{vout} is already spent by a transaction in the "
-                    "node's mempool; broadcasting would replace it"))
-        try:
-            sent = rpc.send_raw(raw_tx)
-        except RpcError as exc:  # the mempool changed between the test and the send
-            return BroadcastResult(False, txid, reason=exc.rpc_message)
-        _same_txid(sent, txid, rpc.name)
-        return BroadcastResult(True, txid)
+        return broadcast_bitcoin(self._chains.bitcoin().rpc, raw_tx, txid)
 
     def _evm(self, network: str, raw_tx: str, txid: str) -> BroadcastResult:
         rpc = self._chains.evm(network).rpc
@@ -89,6 +73,30 @@ class ChainBroadcaster:
             return BroadcastResult(False, txid, reason=exc.rpc_message)
         _same_txid(sent, txid, rpc.name)
         return BroadcastResult(True, txid)
+
+
+def broadcast_bitcoin(rpc: BitcoinRpc, raw_tx: str, txid: str) -> BroadcastResult:
+    """Check, then relay a Bitcoin transaction (the module docstring says how).
+
+    Also the watcher's rebroadcast of our own unconfirmed transactions.
+    """
+    verdict = rpc.test_accept(raw_tx)
+    _same_txid(verdict.txid, txid, rpc.name)
+    if not verdict.allowed:
+        if verdict.reason.split(":")[0] in _ALREADY_KNOWN:
+            return BroadcastResult(True, txid, known=True)
+        return BroadcastResult(False, txid, reason=verdict.reason)
+    for prev_txid, vout in bitcoin_outpoints(raw_tx):
+        if not rpc.is_unspent(prev_txid, vout):
+            return BroadcastResult(False, txid, reason=(
+                f"input {prev_txid}:{vout} is already spent by a transaction in the "
+                "node's mempool; broadcasting would replace it"))
+    try:
+        sent = rpc.send_raw(raw_tx)
+    except RpcError as exc:  # the mempool changed between the test and the send
+        return BroadcastResult(False, txid, reason=exc.rpc_message)
+    _same_txid(sent, txid, rpc.name)
+    return BroadcastResult(True, txid)
 
 
 def _same_txid(reported: str, recorded: str, node: str) -> None:

@@ -27,7 +27,7 @@ import itertools
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -45,7 +45,9 @@ _IDS = itertools.count(1)
 class RpcError(ValidationError):
     """The node answered with a JSON-RPC error: it refused the request, saying why."""
 
-    def __init__(self, endpoint: str, method: str, code: int, message: str) -> None:
+    def __init__(
+        self, endpoint: str, method: str, code: int, message: str, *, http_status: int = 200
+    ) -> None:
         text = message[:_MAX_MESSAGE]
         super().__init__(
             f"{endpoint} refused {method}: {text}",
@@ -53,6 +55,8 @@ class RpcError(ValidationError):
         )
         self.rpc_code = code
         self.rpc_message = text
+        self.http_status = http_status
+        """HTTP status the error came with (providers send rate-limit errors with 429)."""
 
 
 class _MaskUrls(logging.Filter):
@@ -148,6 +152,71 @@ class JsonRpcEndpoint:
             ) from exc
         return self._result(method, response)
 
+    def call_many(
+        self, method: str, params: Sequence[Sequence[Any]], *, timeout: float | None = None
+    ) -> list[Any]:
+        """``method`` once per parameter list, in one HTTP request (a JSON-RPC batch).
+
+        Saves a round trip per call where many answers are needed at once (a mempool's
+        transactions). Returns, in the order of ``params``, each call's result or the
+        :class:`RpcError` the node answered it with (returned, not raised: one refused call
+        does not void the others). The request's own failures raise as in :meth:`call`; a
+        reply that leaves a call unanswered is ``UnavailableError``.
+        """
+        if not params:
+            return []
+        ids = [next(_IDS) for _ in params]
+        body = [{"jsonrpc": self._version, "id": id_, "method": method, "params": list(p)}
+                for id_, p in zip(ids, params, strict=True)]
+        response = self._send(method, body, timeout)
+        try:
+            replies = json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            replies = None
+        if not isinstance(replies, list):  # refused as a whole: one error object, or junk
+            self._result(method, response)
+            raise UnavailableError(f"{self.name} answered a {method} batch without a list")
+        by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
+        results: list[Any] = []
+        for id_ in ids:
+            reply = by_id.get(id_)
+            if reply is None or not ("result" in reply or "error" in reply):
+                raise UnavailableError(f"{self.name} left a call of a {method} batch unanswered")
+            error = reply.get("error")
+            if error is None:
+                results.append(reply.get("result"))
+            elif isinstance(error, dict):
+                code, message = error.get("code"), error.get("message")
+                results.append(RpcError(self.name, method, code if isinstance(code, int) else 0,
+                                        message if isinstance(message, str) else str(message),
+                                        http_status=response.status_code))
+            else:
+                raise UnavailableError(f"{self.name} sent a malformed error for {method}")
+        return results
+
+    def _send(self, method: str, body: object, timeout: float | None) -> httpx.Response:
+        """POST ``body``; transport failures and refused credentials translated."""
+        try:
+            response = self._client.post(
+                self._url,
+                content=json.dumps(body, default=_exact),
+                headers=self._headers(),
+                timeout=timeout if timeout is not None else self._timeout,
+            )
+        except httpx.TimeoutException as exc:
+            raise UnavailableError(
+                f"{self.name} did not answer {method} in time ({type(exc).__name__})",
+                retry_after=5,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise UnavailableError(
+                f"{self.name} cannot be reached ({type(exc).__name__})", retry_after=5
+            ) from exc
+        if response.status_code in (401, 403):
+            raise ConfigError(f"{self.name} refused the RPC credentials "
+                              f"(HTTP {response.status_code})")
+        return response
+
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
         pair = self._auth() if self._auth is not None else None
@@ -169,6 +238,7 @@ class JsonRpcEndpoint:
                 f"{self.name} answered {method} with HTTP {response.status_code} and no "
                 "JSON-RPC reply",
                 retry_after=_retry_after(response),
+                details={"httpStatus": response.status_code},
             )
         error = reply.get("error")
         if error is not None:
@@ -177,7 +247,8 @@ class JsonRpcEndpoint:
             code = error.get("code")
             message = error.get("message")
             raise RpcError(self.name, method, code if isinstance(code, int) else 0,
-                           message if isinstance(message, str) else str(message))
+                           message if isinstance(message, str) else str(message),
+                           http_status=response.status_code)
         return reply.get("result")
 
 
