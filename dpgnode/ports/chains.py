@@ -16,7 +16,7 @@ Contract for every implementation of :class:`TransactionBroadcaster`:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,10 +61,12 @@ class ChainClient(Protocol):
       chain has no public mempool);
     - ``finalized_height`` is the height the chain itself declares final (EVM ``finalized``
       or ``safe`` tag per the chain's policy), ``None`` where only depth counts (Bitcoin);
-    - ``UnavailableError`` for a node that cannot be reached, times out or answers
-      malformed data (the watcher pauses the chain and retries); ``IntegrityError`` for a
-      node that contradicts itself (head going backwards past a finalized block, a block
-      whose hash does not match what was asked for).
+    - ``UnavailableError`` for a node that cannot be reached, times out, answers malformed
+      data, or contradicts itself (head going backwards past a finalized block, a block whose
+      hash does not match what was asked for) when no other endpoint can be trusted instead:
+      the watcher backs off and retries, and the next poll resumes where it stopped;
+      ``IntegrityError`` only where the client cannot tell a lying node from corrupted
+      records of the node's own (a recorded transaction that no longer parses).
     """
 
     @property
@@ -94,4 +96,27 @@ class ChainClient(Protocol):
 
     def finalized_height(self) -> int | None:
         """The chain's own finality mark, ``None`` where only depth counts."""
+        ...
+
+
+class ChainBalances(Protocol):
+    """What a chain says the node's addresses hold: the chain side of reconciliation.
+
+    Contract:
+
+    - ``balances`` answers for ``asset`` (the chain's native asset or one of its tokens) and
+      every address asked; an address holding nothing may be left out of the mapping (it
+      reads as 0). Amounts are base units;
+    - ``at_height`` measures the chain as of that block of the best chain: Bitcoin counts
+      outputs mined at or below it that are still unspent at the tip (the UTXO set has no
+      past), EVM chains read the state at that block; ``None`` reads the tip;
+    - ``UnavailableError`` when the node cannot answer (unreachable, a scan already running,
+      state at that height pruned); ``ValidationError`` for an asset the chain does not
+      carry. It never returns a partial answer.
+    """
+
+    def balances(
+        self, asset: str, addresses: Sequence[str], *, at_height: int | None = None
+    ) -> Mapping[str, int]:
+        """Units of ``asset`` each address holds (see the contract)."""
         ...

@@ -2,9 +2,10 @@
 
 Built once per process from settings; nothing connects until a payout needs a chain, so a
 node without ``[chains]`` starts and receives normally. An asset with ``network =
-"bitcoin"`` uses ``chains.bitcoin``; any other on-chain asset uses ``chains.evm.<network>``.
-A missing node, token contract or malformed setting is a ``ConfigError`` that names the
-setting to add or fix.
+"bitcoin"`` uses ``chains.bitcoin``; any other on-chain asset uses ``chains.evm.<network>``,
+merged with the chain registry (``config/chains.toml``, :mod:`.evm_registry`) and served by
+all of its endpoints with failover (:mod:`.evm_endpoints`). A missing node, token contract or
+malformed setting is a ``ConfigError`` that names the setting to add or fix.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dpgnode.adapters.chains.bitcoin_rpc import BitcoinRpc
+from dpgnode.adapters.chains.evm_client import EvmChainClient
+from dpgnode.adapters.chains.evm_registry import EvmChainSpec, evm_chain_specs
 from dpgnode.adapters.chains.evm_rpc import EvmRpc
 from dpgnode.domain.custody.btc_spend import FeeRate
-from dpgnode.domain.custody.evm import parse_evm_address
 from dpgnode.domain.custody.networks import Network
-from dpgnode.domain.money import Asset, AssetKind, AssetRegistry, parse_units
+from dpgnode.domain.money import Asset, AssetKind, AssetRegistry
 from dpgnode.errors import ConfigError, DpgError
-from dpgnode.settings import BitcoinChainSettings, ChainsSettings, EvmChainSettings
+from dpgnode.settings import BitcoinChainSettings, ChainsSettings
 
 BITCOIN_NETWORK = "bitcoin"
 """``Asset.network`` of assets that move on the Bitcoin chain."""
-_GWEI_DECIMALS = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,9 @@ class EvmChain:
     """Asset code -> ERC-20 contract address (EIP-55)."""
     gas_margin_percent: int
     max_fee_per_gas: int | None
+    client: EvmChainClient | None = None
+    """The chain as the watcher reads it (over the same endpoints as ``rpc``)."""
+    spec: EvmChainSpec | None = None
 
 
 class ChainConnections:
@@ -71,7 +75,7 @@ class ChainConnections:
         bitcoin = None
         if settings.bitcoin.rpc_url:
             bitcoin = _bitcoin(settings.bitcoin, default_network)
-        evm = {name: _evm(name, chain, assets) for name, chain in settings.evm.items()}
+        evm = {name: _evm(spec) for name, spec in evm_chain_specs(settings, assets).items()}
         return cls(assets, bitcoin, evm)
 
     def close(self) -> None:
@@ -79,7 +83,12 @@ class ChainConnections:
         if self._bitcoin is not None:
             self._bitcoin.rpc.close()
         for chain in self._evm.values():
-            chain.rpc.close()
+            chain.rpc.close()  # the client shares these endpoints
+
+    def evm_clients(self) -> dict[str, EvmChainClient]:
+        """The watcher's client of every configured EVM chain, by name."""
+        return {name: chain.client for name, chain in self._evm.items()
+                if chain.client is not None}
 
     def asset(self, code: str) -> Asset:
         """The asset, known to the registry and payable on a chain."""
@@ -172,25 +181,7 @@ def _bitcoin(settings: BitcoinChainSettings, default_network: Network) -> Bitcoi
     return BitcoinChain(rpc, settings.fee_target_blocks, floor, ceiling)
 
 
-def _evm(name: str, settings: EvmChainSettings, assets: AssetRegistry) -> EvmChain:
-    where = f"chains.evm.{name}"
-    tokens: dict[str, str] = {}
-    for code, contract in settings.tokens.items():
-        asset = assets.get(code)
-        if asset is None or asset.kind is not AssetKind.TOKEN or asset.network != name:
-            raise ConfigError(f"{where}.tokens: {code} is not a token asset of network {name}")
-        try:
-            tokens[code] = parse_evm_address(contract, field="token").text
-        except DpgError as exc:
-            raise ConfigError(f"{where}.tokens.{code}: {exc.message}") from exc
-    ceiling = None
-    if settings.max_fee_per_gas_gwei is not None:
-        try:
-            ceiling = parse_units(settings.max_fee_per_gas_gwei, _GWEI_DECIMALS)
-        except DpgError as exc:
-            raise ConfigError(f"{where}.max_fee_per_gas_gwei: {exc.message}") from exc
-        if ceiling <= 0:
-            raise ConfigError(f"{where}.max_fee_per_gas_gwei must be positive")
-    rpc = EvmRpc.connect(settings.rpc_url.get_secret_value(), chain=name,
-                         chain_id=settings.chain_id, timeout=settings.timeout_seconds)
-    return EvmChain(rpc, tokens, settings.gas_margin_percent, ceiling)
+def _evm(spec: EvmChainSpec) -> EvmChain:
+    client = EvmChainClient.connect(spec)
+    return EvmChain(client.rpc, spec.token_contracts(), spec.gas_margin_percent,
+                    spec.max_fee_per_gas, client, spec)

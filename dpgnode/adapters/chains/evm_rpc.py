@@ -15,7 +15,14 @@ Rules kept here:
   priority fee from ``eth_maxPriorityFeePerGas`` (the median reward of recent blocks when
   the node lacks that method); ``max_fee = 2 * base + tip``, which stays includable through
   six full blocks of base-fee rises. A configured ceiling caps it, as long as the cap still
-  covers ``base + tip``; otherwise signing waits (``UnavailableError``) rather than overpay.
+  covers ``base + tip``; otherwise signing waits (``UnavailableError``) rather than overpay;
+- :meth:`EvmRpc.fee_levels` reads the same history with three reward percentiles (10, 50, 90)
+  for a slow / normal / fast estimate (``GET gas/estimate``);
+- balances and contract calls read ``latest`` unless a block is given; ``balanceOf`` answers
+  must be one 32-byte word (a contract that is not a token answers otherwise: an error).
+
+The transport is one endpoint (:class:`JsonRpcEndpoint`) or several with failover
+(:class:`~dpgnode.adapters.chains.evm_endpoints.EvmEndpoints`): both are an :class:`RpcCaller`.
 """
 
 from __future__ import annotations
@@ -23,15 +30,37 @@ from __future__ import annotations
 import statistics
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from dpgnode.adapters.chains.jsonrpc import JsonRpcEndpoint, RpcError
+from dpgnode.domain.custody.evm import parse_evm_address
 from dpgnode.errors import ConfigError, UnavailableError
 
 _RPC_METHOD_NOT_FOUND = -32601
 _FEE_HISTORY_BLOCKS = 5
+_LEVEL_HISTORY_BLOCKS = 20
+_LEVEL_PERCENTILES = (10, 50, 90)
+_BALANCE_OF = bytes.fromhex("70a08231")
+"""Selector of ``balanceOf(address)``."""
+
+
+class RpcCaller(Protocol):
+    """Something that makes JSON-RPC calls to a chain's node(s)."""
+
+    @property
+    def name(self) -> str:
+        """For messages (scheme, host and port only)."""
+        ...
+
+    def call(self, method: str, *params: Any, timeout: float | None = None) -> Any:
+        """The call's ``result`` (errors as :mod:`~dpgnode.adapters.chains.jsonrpc` maps them)."""
+        ...
+
+    def close(self) -> None:
+        """Close connections."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +69,18 @@ class Fees:
 
     max_fee_per_gas: int
     max_priority_fee_per_gas: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeeLevels:
+    """A fee estimate at three speeds, in wei per gas, with the next block's base fee."""
+
+    base_fee_per_gas: int
+    slow: Fees
+    normal: Fees
+    fast: Fees
+    oldest_block: int
+    """First block of the history the estimate reads."""
 
 
 def quantity(value: object, what: str) -> int:
@@ -55,7 +96,7 @@ def quantity(value: object, what: str) -> int:
 class EvmRpc:
     """The calls of one EVM chain's node that payouts need (see the module docstring)."""
 
-    def __init__(self, endpoint: JsonRpcEndpoint, *, chain: str, chain_id: int) -> None:
+    def __init__(self, endpoint: RpcCaller, *, chain: str, chain_id: int) -> None:
         self._rpc = endpoint
         self.chain = chain
         self.chain_id = chain_id
@@ -145,3 +186,56 @@ class EvmRpc:
     def send_raw(self, raw_hex: str) -> str:
         """Hand a signed transaction to the node; its hash as the node computed it."""
         return str(self._call("eth_sendRawTransaction", raw_hex))
+
+    def receipt(self, txid: str) -> dict[str, Any] | None:
+        """The transaction's receipt once it is in a block; ``None`` before.
+
+        Own payouts' and sweeps' fees come from it (``gasUsed * effectiveGasPrice``).
+        """
+        found = self._call("eth_getTransactionReceipt", txid)
+        return found if isinstance(found, dict) else None
+
+    def fee_levels(self) -> FeeLevels:
+        """Slow, normal and fast fees (``max_fee = 2 * base + tip`` each).
+
+        The tips are the medians, over recent blocks, of each block's 10th, 50th and 90th
+        reward percentile.
+        """
+        history = self._call("eth_feeHistory", hex(_LEVEL_HISTORY_BLOCKS), "latest",
+                             list(_LEVEL_PERCENTILES))
+        if not isinstance(history, dict) or not history.get("baseFeePerGas"):
+            raise ConfigError(f"{self.name} reports no base fee: EIP-1559 chains only")
+        base = quantity(history["baseFeePerGas"][-1], "base fee")
+        rewards = [row for row in history.get("reward") or []
+                   if isinstance(row, list) and len(row) == len(_LEVEL_PERCENTILES)]
+        levels: list[Fees] = []
+        for column in range(len(_LEVEL_PERCENTILES)):
+            paid = [quantity(row[column], "reward") for row in rewards]
+            tip = int(statistics.median(paid)) if paid else 0
+            levels.append(Fees(max_fee_per_gas=2 * base + tip, max_priority_fee_per_gas=tip))
+        oldest = quantity(history.get("oldestBlock"), "oldest block")
+        return FeeLevels(base, levels[0], levels[1], levels[2], oldest)
+
+    def balance(self, address: str, block: str = "latest") -> int:
+        """Native balance of ``address`` in wei."""
+        return quantity(self._call("eth_getBalance", address, block), "balance")
+
+    def call_contract(self, to: str, data: bytes, block: str = "latest") -> bytes:
+        """What ``eth_call`` of ``data`` on contract ``to`` returns (``RpcError`` on revert)."""
+        result = self._call("eth_call", {"to": to, "data": "0x" + data.hex()}, block)
+        if not isinstance(result, str) or not result.startswith("0x"):
+            raise UnavailableError(f"{self.name} sent a malformed eth_call result")
+        try:
+            return bytes.fromhex(result[2:])
+        except ValueError:
+            raise UnavailableError(f"{self.name} sent a malformed eth_call result") from None
+
+    def token_balance(self, contract: str, address: str, block: str = "latest") -> int:
+        """ERC-20 ``balanceOf(address)`` in the token's base units."""
+        owner = parse_evm_address(address, field="address").raw.rjust(32, b"\0")
+        answer = self.call_contract(contract, _BALANCE_OF + owner, block)
+        if len(answer) != 32:
+            raise UnavailableError(
+                f"{contract} answered balanceOf with {len(answer)} bytes, not one word: "
+                "is it an ERC-20 contract on this chain?")
+        return int.from_bytes(answer, "big")

@@ -395,11 +395,13 @@ class TestEvmFunding:
         finally:
             built.close()
             opened.close()
+        # Chain id 5 is not the registry's (1): the registry's mainnet token contracts are
+        # not inherited, so USDT-ETH has none.
         wrong = custody_node(tmp_path / "wrong", FixedClock(),
-                             chains={"evm": {"ethereum": {"rpc_url": anvil.url, "chain_id": 1}}})
+                             chains={"evm": {"ethereum": {"rpc_url": anvil.url, "chain_id": 5}}})
         built = build_payout_chains(wrong)
         try:
-            with pytest.raises(ConfigError, match="serves chain id 31337, not 1"):
+            with pytest.raises(ConfigError, match="serves chain id 31337, not 5"):
                 built.funding.evm("ETH", RECIPIENT)
             with pytest.raises(ConfigError, match=r"chains\.evm\.ethereum\.tokens"):
                 built.check("USDT-ETH")
