@@ -236,14 +236,17 @@ def descendants(payments: Iterable[Payment], lost_txids: set[str]) -> dict[str, 
 
     A conflict key ``txid:n`` names an output of ``txid`` (Bitcoin); EVM keys name a sender
     and nonce and never match a txid. Applied until nothing changes, so grandchildren follow.
+    Payments already unaccounted are found too: the watcher re-evaluates conflicts at every
+    poll, and a descendant left out would look as if its conflict had gone and be restored
+    while its ancestor is still lost (it would flap between pending and unaccounted).
     """
-    pending = [p for p in payments if p.status is not PaymentStatus.UNACCOUNTED]
+    candidates = list(payments)
     lost = set(lost_txids)
     found: dict[str, str] = {}
     changed = True
     while changed:
         changed = False
-        for payment in pending:
+        for payment in candidates:
             if payment.key in found:
                 continue
             for spend in payment.spends:

@@ -394,18 +394,30 @@ class ChainWatcher:
         if not candidates:
             return
         direct = conflicts(candidates, spent)
-        lost = {p.txid for p in rows if p.key in direct or p.key in settled}
+        # Losses mined in a block (now or before) are final until a rollback; with a block
+        # in hand, losses to mempool transactions stay provisional and so do their heirs.
+        final_lost = {p.txid for p in rows if p.key in direct or p.key in settled}
+        rest = [p for p in candidates if p.key not in direct]
+        inherited = descendants(rest, final_lost)
+        provisional: dict[str, str] = {}
         if in_block:
-            lost |= {p.txid for p in candidates if p.status is PaymentStatus.UNACCOUNTED}
-        inherited = descendants([p for p in candidates if p.key not in direct], lost)
+            mempool_lost = {p.txid for p in rest if p.status is PaymentStatus.UNACCOUNTED
+                            and p.key not in inherited}
+            provisional = descendants([p for p in rest if p.key not in inherited],
+                                      mempool_lost)
         for payment in candidates:
             other = direct.get(payment.key) or inherited.get(payment.key)
+            height = conflict_height
+            if other is None and payment.key in provisional:
+                other, height = provisional[payment.key], None
             if other is not None:
                 if (payment.status is PaymentStatus.UNACCOUNTED
                         and payment.conflict_txid == other
-                        and payment.conflict_height == conflict_height):
+                        and payment.conflict_height == height):
                     continue
-                lost_payment = unaccounted(payment, other, now, conflict_height)
+                if in_block and height is None and payment.status is PaymentStatus.UNACCOUNTED:
+                    continue  # lost to the mempool before; the mempool pass re-checks it
+                lost_payment = unaccounted(payment, other, now, height)
                 self._store.save_payment(tx, lost_payment)
                 if payment.status is not PaymentStatus.UNACCOUNTED:
                     self._emit(tx, "chain.payment_unaccounted", lost_payment)

@@ -125,7 +125,8 @@ def test_conflict_mined_in_the_new_branch_makes_the_payment_unaccounted(rig: Rig
     rig.chain.reorg(3, drop=[tx.txid], include=[double_spend])
     watcher.poll()
     payment = rig.store.payment("bitcoin", f"{tx.txid}:0")
-    assert payment is not None and payment.status is PaymentStatus.UNACCOUNTED
+    assert payment is not None
+    assert payment.status is PaymentStatus.UNACCOUNTED
     assert payment.conflict_txid == double_spend.txid
     assert rig.balance() == 0
 
@@ -139,7 +140,8 @@ def test_replacement_paying_elsewhere_is_unaccounted_and_its_descendant_too(rig:
     replacement = rig.chain.replace(parent.txid, [Output(rig.chain.new_address(), 79_000)])
     watcher.poll()
     parent_payment = rig.store.payment("bitcoin", f"{parent.txid}:0")
-    assert parent_payment is not None and parent_payment.conflict_txid == replacement.txid
+    assert parent_payment is not None
+    assert parent_payment.conflict_txid == replacement.txid
     assert rig.status(f"{parent.txid}:0") is PaymentStatus.UNACCOUNTED
     assert rig.status(f"{child.txid}:0") is PaymentStatus.UNACCOUNTED
     rig.chain.mine(2)
@@ -188,14 +190,16 @@ def test_reorg_back_to_the_original_block_credits_again_under_a_new_key(rig: Rig
     rig.chain.mine(1)
     watcher.poll()
     first = rig.store.payment("bitcoin", f"{tx.txid}:0")
-    assert first is not None and first.credit_key is not None
+    assert first is not None
+    assert first.credit_key is not None
     rig.chain.reorg(1, drop=[tx.txid])
     watcher.poll()
     assert rig.balance() == 0
     rig.chain.reorg(2)  # mined again, in yet another block
     watcher.poll()
     again = rig.store.payment("bitcoin", f"{tx.txid}:0")
-    assert again is not None and again.status is PaymentStatus.CREDITED
+    assert again is not None
+    assert again.status is PaymentStatus.CREDITED
     assert again.credit_key != first.credit_key
     assert rig.balance() == 11_000
     assert rig.node.verify_ledger().ok

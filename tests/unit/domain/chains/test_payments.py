@@ -63,15 +63,18 @@ def test_policy_refuses_nonsense() -> None:
 
 def test_lifecycle_keeps_block_and_credit_consistent() -> None:
     seen = payment()
-    assert seen.status is PaymentStatus.PENDING and seen.owner == "store:st_1"
+    assert seen.status is PaymentStatus.PENDING
+    assert seen.owner == "store:st_1"
     in_block = mined(seen, BLOCK, AT)
-    assert in_block.status is PaymentStatus.CONFIRMING and in_block.block == BLOCK
+    assert in_block.status is PaymentStatus.CONFIRMING
+    assert in_block.block == BLOCK
     key = credit_key("bitcoin", in_block.key, BLOCK.hash)
     done = credited(in_block, key, AT)
     assert done.credit_key == key
     assert mined(done, BLOCK, AT) is done  # the same block again changes nothing
     back = unmined(done, AT)
-    assert back.status is PaymentStatus.PENDING and back.block is None
+    assert back.status is PaymentStatus.PENDING
+    assert back.block is None
     assert back.credit_key is None
 
 
@@ -116,12 +119,21 @@ def test_descendants_follow_chains_of_spends() -> None:
     assert found == {"c1:0": "p1", "g1:0": "c1"}
 
 
+def test_descendants_already_unaccounted_are_found_again_while_the_ancestor_is_lost() -> None:
+    # The watcher re-evaluates every poll: a child left out would be restored, then lost again.
+    child = unaccounted(payment("c1", ("p1:1",)), "p1", AT)
+    grandchild = unaccounted(payment("g1", ("c1:1",)), "c1", AT)
+    assert descendants([child, grandchild], {"p1"}) == {"c1:0": "p1", "g1:0": "c1"}
+    assert descendants([child, grandchild], set()) == {}
+
+
 def test_unaccounted_and_restored_round_trip() -> None:
     lost = unaccounted(payment(), "bb", AT, conflict_height=12)
     assert lost.status is PaymentStatus.UNACCOUNTED
     assert (lost.conflict_txid, lost.conflict_height) == ("bb", 12)
     back = restored(lost, AT)
-    assert back.status is PaymentStatus.PENDING and back.conflict_txid is None
+    assert back.status is PaymentStatus.PENDING
+    assert back.conflict_txid is None
 
 
 def test_transfers_and_payments_refuse_non_positive_amounts() -> None:
