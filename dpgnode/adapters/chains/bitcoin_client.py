@@ -129,7 +129,7 @@ class BitcoinChainClient:
                     self._paying[txid] = matched
             self._rematch = False
         self._view = MempoolView(tuple(self._paying.values()), dict(self._spent),
-                                 frozenset(self._pool))
+                                 frozenset(self._pool), complete=True)
         return self._view
 
     def _keep(self, txid: str, tx: RawTx) -> None:

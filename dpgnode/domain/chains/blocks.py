@@ -95,3 +95,6 @@ class MempoolView:
     transactions: tuple[ChainTx, ...] = ()
     spent: Mapping[str, str] = field(default_factory=dict)
     txids: frozenset[str] = frozenset()
+    complete: bool = False
+    """``txids`` is the node's whole mempool, so a transaction missing from it is gone (Bitcoin);
+    ``False`` where the chain shows no mempool (EVM) and absence means nothing."""

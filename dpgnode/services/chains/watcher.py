@@ -201,7 +201,10 @@ class ChainWatcher:
         if self.target.policy.finalized:
             self._confirm_only(cursor, finalized)
         view = self._client.mempool()
-        self._apply_mempool(cursor, view)
+        # A transaction missing from the mempool counts as gone only if no block came in
+        # between: one mined after the tip was read is in neither place this poll.
+        gone_means_lost = view.complete and self._client.tip().hash == cursor.hash
+        self._apply_mempool(cursor, view, gone_means_lost=gone_means_lost)
         return PollReport(self.chain, tip.height, cursor.height, applied, deepest,
                           len(view.txids))
 
@@ -378,13 +381,17 @@ class ChainWatcher:
         self._emit(tx, "chain.payment_mined", payment)
 
     def _settle_conflicts(
-        self, tx: Tx, spent: Mapping[str, str], now: datetime, *, conflict_height: int | None
+        self, tx: Tx, spent: Mapping[str, str], now: datetime, *, conflict_height: int | None,
+        present: frozenset[str] | None = None,
     ) -> None:
         """Mark payments that lost to a conflicting transaction, and their descendants.
 
         With a block (``conflict_height`` set) conflicts become final until a rollback removes
         that block; with the mempool (``None``) they are re-evaluated each time, so a payment
-        whose replacement left the mempool is restored.
+        whose replacement left the mempool is restored. ``present`` (a complete mempool) also
+        marks payments whose transaction is gone from it without a visible conflict: evicted,
+        or the child of a replaced parent the node never tracked. They stop counting like a
+        replaced payment, and come back if the transaction is seen again.
         """
         in_block = conflict_height is not None
         rows = self._store.payments_in(tx, self.chain, _MEMPOOL_CANDIDATES)
@@ -393,7 +400,7 @@ class ChainWatcher:
         candidates = [p for p in rows if p.key not in settled]
         if not candidates:
             return
-        direct = conflicts(candidates, spent)
+        direct = _beaten(candidates, spent, present)
         # Losses mined in a block (now or before) are final until a rollback; with a block
         # in hand, losses to mempool transactions stay provisional and so do their heirs.
         final_lost = {p.txid for p in rows if p.key in direct or p.key in settled}
@@ -550,7 +557,8 @@ class ChainWatcher:
 
     # -- the mempool ----------------------------------------------------------------------------
 
-    def _apply_mempool(self, cursor: ChainCursor, view: MempoolView) -> None:
+    def _apply_mempool(self, cursor: ChainCursor, view: MempoolView, *,
+                       gone_means_lost: bool) -> None:
         now = self._clock.now()
         paying = [t for t in view.transactions if t.transfers]
 
@@ -559,7 +567,8 @@ class ChainWatcher:
             if current is None or current.hash != cursor.hash or current.is_paused:
                 return  # the chain moved on; the next poll reads the mempool again
             self._record_transfers(tx, paying, now, None)
-            self._settle_conflicts(tx, view.spent, now, conflict_height=None)
+            self._settle_conflicts(tx, view.spent, now, conflict_height=None,
+                                   present=view.txids if gone_means_lost else None)
 
         self._writer.run(command)
 
@@ -576,6 +585,35 @@ class ChainWatcher:
 
     def _emit(self, tx: Tx, kind: str, payment: Payment, *, our_height: int | None = None) -> None:
         tx.emit(DomainEvent(kind, f"chain:{self.chain}", payment_payload(payment, our_height)))
+
+
+def _beaten(
+    candidates: Sequence[Payment], spent: Mapping[str, str], present: frozenset[str] | None
+) -> dict[str, str]:
+    """Payment key -> what beat it.
+
+    A conflicting transaction, or (with a complete mempool) the cause named for a
+    transaction that vanished from it.
+    """
+    beaten = conflicts(candidates, spent)
+    if present is not None:
+        for payment in candidates:
+            if payment.key not in beaten and payment.txid not in present:
+                beaten[payment.key] = _vanished_because(payment)
+    return beaten
+
+
+def _vanished_because(payment: Payment) -> str:
+    """The conflict named for a payment gone from the mempool without a visible one.
+
+    Its unconfirmed parent when it spent one (the usual cause: the parent was replaced),
+    else the payment's own transaction.
+    """
+    for spend in payment.spends:
+        parent = spend.rpartition(":")[0]
+        if parent:
+            return parent
+    return payment.txid
 
 
 def payment_payload(payment: Payment, our_height: int | None = None) -> dict[str, str | int | None]:

@@ -241,7 +241,7 @@ def test_reorg_deeper_than_the_limit_pauses_the_chain_until_resumed_with_accept_
     assert rig.node.verify_ledger().ok
 
 
-def test_reorged_payment_that_vanishes_non_final_from_the_mempool_stays_pending(
+def test_reorged_payment_that_vanishes_non_final_from_the_mempool_stops_counting(
     open_rig: OpenRig, driver: BitcoindDriver
 ) -> None:
     # Wallets set nLockTime to the current height (anti fee sniping). A reorg to below that
@@ -268,9 +268,9 @@ def test_reorged_payment_that_vanishes_non_final_from_the_mempool_stays_pending(
 
     assert txid not in node.rpc("getrawmempool")
     assert reorg_event(rig)["depth"] == 4
-    assert rig.payment(key).status is PaymentStatus.PENDING
+    assert rig.payment(key).status is PaymentStatus.UNACCOUNTED  # gone: it stops counting
     assert rig.balance() == 0
-    assert "chain.payment_unaccounted" not in rig.kinds(key)
+    assert "chain.payment_unaccounted" in rig.kinds(key)
 
     node.rpc("sendrawtransaction", raw)  # final again at the new height: the sender re-sends
     driver.mine(1)
