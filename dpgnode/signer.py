@@ -21,6 +21,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dpgnode.adapters.backup.keys import (
+    EcdhOpener,
+    fingerprint,
+    load_public_key,
+    public_key_path,
+    public_pem,
+)
 from dpgnode.adapters.hsm import (
     RUNTIME,
     PinSource,
@@ -31,14 +38,20 @@ from dpgnode.adapters.hsm import (
     generate_pin,
 )
 from dpgnode.adapters.hsm.runtime import LOCK
-from dpgnode.errors import ConfigError
+from dpgnode.errors import ConfigError, DpgError
 from dpgnode.settings import Settings
 
 __all__ = [
     "HSM_DIR",
+    "BackupKeySetup",
     "DevTokenSetup",
+    "HsmHealth",
     "Pkcs11Signer",
+    "backup_key_opener",
     "build_signer",
+    "check_hsm",
+    "ensure_backup_key",
+    "hsm_configured",
     "hsm_dir",
     "init_dev_token",
     "pin_source",
@@ -147,4 +160,77 @@ def init_dev_token(settings: Settings) -> DevTokenSetup:
         token_label=dev.label,
         kek_label=settings.hsm.kek_label,
         user_pin=user_pin,
+    )
+
+
+# -- backups (``dpg backup``): the HSM key backups are encrypted to -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackupKeySetup:
+    """What ``dpg backup key create`` did: the key pair and where its public half went."""
+
+    created: bool
+    label: str
+    public_key_file: Path
+    fingerprint: str
+
+
+def ensure_backup_key(settings: Settings) -> BackupKeySetup:
+    """Create (once) the HSM's backup key pair and write its public half as PEM (0644).
+
+    The public key file is rewritten from the token each time, so a replaced file (which
+    would send backups to someone else's key) is repaired by running this again.
+    """
+    label = settings.backup.hsm_key_label
+    with build_signer(settings) as signer:
+        created, der = signer.ensure_backup_key(label)
+    public = load_public_key(der)
+    target = public_key_path(settings)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    temporary.write_bytes(public_pem(public))
+    os.replace(temporary, target)
+    return BackupKeySetup(created, label, target, fingerprint(public))
+
+
+def backup_key_opener(settings: Settings) -> tuple[EcdhOpener, Pkcs11Signer]:
+    """An opener of HSM-keyed backups and the signer it uses (the caller closes it)."""
+    signer = build_signer(settings)
+    return EcdhOpener(signer.backup_agree), signer
+
+
+@dataclass(frozen=True, slots=True)
+class HsmHealth:
+    """What ``dpg doctor`` learns from the token (after logging in with the PIN source)."""
+
+    token_label: str
+    can_sign: bool
+    kek_present: bool
+    pin_source: str
+    backup_key_matches: bool | None
+    """Whether the backup public key file is the token's (``None``: not HSM-keyed)."""
+
+
+def hsm_configured(settings: Settings) -> bool:
+    """Whether a PIN source is set up at all (a file, the variable, or a dev token's file)."""
+    source = pin_source(settings)
+    return source.file is not None or (source.env_var or "") in os.environ
+
+
+def check_hsm(settings: Settings) -> HsmHealth:
+    """Log in and read the token's state; raises the signer's ``DpgError`` when unusable."""
+    source = pin_source(settings)
+    with build_signer(settings) as signer:
+        report = signer.status()
+        matches: bool | None = None
+        if settings.backup.key_source == "hsm":
+            file = public_key_path(settings)
+            try:
+                held = load_public_key(signer.backup_public_key(settings.backup.hsm_key_label))
+                matches = fingerprint(held) == fingerprint(load_public_key(file.read_bytes()))
+            except (OSError, DpgError):
+                matches = False
+    return HsmHealth(
+        report.token_label, report.can_sign, report.kek_present, source.describe(), matches
     )

@@ -13,6 +13,7 @@ Checks, all of which must hold for a healthy ledger:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dpgnode.domain.ledger import (
@@ -54,20 +55,8 @@ def verify_ledger(reader: LedgerReader, *, max_problems: int = 100) -> VerifyRep
     totals: dict[str, int] = defaultdict(int)
     for entry in reader.entries():
         report.entries += 1
-        if entry.seq != expected_seq:
-            problems.append(f"entry {entry.id}: sequence {entry.seq}, expected {expected_seq}")
-        expected_seq = entry.seq + 1
-        if chain_hash(prev_hash, entry) != entry.hash:
-            problems.append(f"entry {entry.id} (seq {entry.seq}): hash chain broken")
-        prev_hash = entry.hash
-        # The chain covers the stored content hash; recomputing it covers the content itself
-        # (postings, memo, kind, metadata), else an edit that keeps every sum would pass.
-        if _content_hash(entry) != entry.content_hash:
-            problems.append(f"entry {entry.id} (seq {entry.seq}): content does not match its hash")
-        try:
-            ensure_balanced(entry.postings)
-        except ValidationError as exc:
-            problems.append(f"entry {entry.id}: {exc.message}")
+        problems.extend(_entry_problems(entry, prev_hash, expected_seq))
+        expected_seq, prev_hash = entry.seq + 1, entry.hash
         for asset, total in sum_by_asset(entry.postings).items():
             totals[asset] += total
         for posting in entry.postings:
@@ -87,6 +76,51 @@ def verify_ledger(reader: LedgerReader, *, max_problems: int = 100) -> VerifyRep
     )
     _check_accounts(reader, sums, report)
     return report
+
+
+def verify_segment(
+    entries: Iterable[JournalEntry], head: tuple[int, str], *, anchored: bool
+) -> tuple[int, list[str]]:
+    """Check the newest entries only (``dpg doctor``'s quick ledger check).
+
+    ``entries`` are consecutive and must end at ``head`` (seq, hash). With ``anchored``
+    the first entry is not checked itself but anchors the chain (its stored hash is the
+    predecessor's); without, the run starts at the genesis. Checks the hash chain, content
+    hashes and that each entry balances; balances and holds need the full
+    :func:`verify_ledger`. Returns how many entries were checked and the problems found.
+    """
+    problems: list[str] = []
+    prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
+    for entry in entries:
+        if anchored:
+            prev_hash, expected_seq, anchored = entry.hash, entry.seq + 1, False
+            continue
+        checked += 1
+        problems.extend(_entry_problems(entry, prev_hash, expected_seq))
+        prev_hash, expected_seq = entry.hash, entry.seq + 1
+    if (expected_seq - 1, prev_hash) != head:
+        problems.append(
+            f"stored head (seq {head[0]}) does not match the last entry (seq {expected_seq - 1})"
+        )
+    return checked, problems
+
+
+def _entry_problems(entry: JournalEntry, prev_hash: str, expected_seq: int) -> list[str]:
+    """What is wrong with one entry on its own and as the successor of ``prev_hash``."""
+    problems = []
+    if entry.seq != expected_seq:
+        problems.append(f"entry {entry.id}: sequence {entry.seq}, expected {expected_seq}")
+    if chain_hash(prev_hash, entry) != entry.hash:
+        problems.append(f"entry {entry.id} (seq {entry.seq}): hash chain broken")
+    # The chain covers the stored content hash; recomputing it covers the content itself
+    # (postings, memo, kind, metadata), else an edit that keeps every sum would pass.
+    if _content_hash(entry) != entry.content_hash:
+        problems.append(f"entry {entry.id} (seq {entry.seq}): content does not match its hash")
+    try:
+        ensure_balanced(entry.postings)
+    except ValidationError as exc:
+        problems.append(f"entry {entry.id}: {exc.message}")
+    return problems
 
 
 def _content_hash(entry: JournalEntry) -> str:

@@ -37,7 +37,7 @@ from dpgnode.ports.signer import (
     SignerStatus,
 )
 
-from . import hd, objects
+from . import backup_key, hd, objects
 from .errors import STALE_SESSION, map_pkcs11_errors
 from .pin import PinSource
 from .runtime import LOCK, RUNTIME, Runtime, TokenLocation
@@ -252,13 +252,36 @@ class Pkcs11Signer:
 
         return self._run(ensure)
 
+    def ensure_backup_key(self, label: str) -> tuple[bool, bytes]:
+        """Create the backup key pair if missing; ``(created, public key DER)``."""
+        objects.check_label(label)
+
+        def ensure(session: pkcs11.Session) -> tuple[bool, bytes]:
+            if backup_key.exists(session, label):
+                return False, backup_key.public_der(session, label)
+            return True, backup_key.generate(session, label)
+
+        return self._run(ensure)
+
+    def backup_public_key(self, label: str) -> bytes:
+        """The backup key pair's public half (DER); ``NotFoundError`` if the token lacks it."""
+        objects.check_label(label)
+        return self._run(lambda session: backup_key.public_der(session, label))
+
+    def backup_agree(self, label: str, peer_point: bytes) -> bytes:
+        """ECDH of the backup key with an ephemeral public point, inside the token."""
+        objects.check_label(label)
+        return self._run(lambda session: backup_key.agree(session, label, peer_point))
+
     def key_protection(self, label: str) -> dict[str, bool]:
-        """CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_NEVER_EXTRACTABLE ... of a hot key or KEK."""
+        """CKA_SENSITIVE, CKA_EXTRACTABLE, ... of a hot key, a KEK or the backup key."""
         objects.check_label(label)
 
         def read(session: pkcs11.Session) -> dict[str, bool]:
             if label in objects.list_keks(session):
                 return objects.protection(self._kek(session, label))
+            if backup_key.exists(session, label):
+                return objects.protection(backup_key.private_key(session, label))
             return objects.protection(self._hot_key(session, label)[0])
 
         return self._run(read)

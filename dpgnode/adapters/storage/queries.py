@@ -105,9 +105,9 @@ class SqlQueries:
                 )
         return opening, lines
 
-    def entries(self) -> Iterator[JournalEntry]:
+    def entries(self, after: int = 0) -> Iterator[JournalEntry]:
+        """Entries in sequence order, those with ``seq > after`` (all by default)."""
         j, p, a = tables.journal, tables.postings, tables.accounts
-        after = 0
         with self._connect() as conn:
             while True:
                 rows = list(
