@@ -1,56 +1,78 @@
 """Structured logs: one JSON object per line (or readable lines for people), via structlog.
 
-Log records carry the bound context (``request_id``, ``key_id``, ...). A redaction step
-masks any field whose name says it holds a secret (authorization headers, API keys,
-passwords, seeds, webhook secrets) before rendering, as a last line of defence: code should
-not pass secrets to a logger in the first place. Records from the standard ``logging``
-module (granian, SQLAlchemy, Litestar) go through the same renderer.
+Log records carry the bound context: ``request_id`` (the API binds it per request, from the
+caller's ``X-Request-Id`` when sane), the ids a route's path names (``invoice_id``,
+``store_id``...), and whatever code binds with :func:`log_context` (``txid``, ``payout_id``)
+for the lines it writes inside the block; with tracing on, also ``trace_id`` and
+``span_id``. Records from the standard ``logging`` module (granian, SQLAlchemy, httpx,
+Litestar) go through the same chain and renderer.
+
+Secrets: the last step before rendering, after exceptions became text, masks secrets by
+field name and by shape (:mod:`dpgnode.redaction`), so a password in a database URL inside
+an exception message is masked too. Tracebacks never include local variables (they would
+show a function's secret arguments).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
-from typing import Any, TextIO
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TextIO
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from dpgnode.settings import LogSettings
+from dpgnode.redaction import MASK, redact_fields
 
-_SECRET_WORDS = (
-    "authorization", "api_key", "apikey", "secret", "password", "passphrase", "token",
-    "seed", "xprv", "cookie", "private",
-)
+if TYPE_CHECKING:
+    from dpgnode.settings import LogSettings
+
+try:
+    from opentelemetry import trace as otel_trace
+
+    OTEL_INSTALLED = True
+except ImportError:  # the otel extra is optional
+    OTEL_INSTALLED = False
+
+__all__ = ["MASK", "configure_logging", "log_context", "redact_secrets"]
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
-MASK = "***"
 
 
 class _NodeHandler(logging.StreamHandler[TextIO]):
     """The handler this module installs (so a second call can find and replace it)."""
 
 
-def _is_secret(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, MutableMapping):
-        return {k: MASK if _is_secret(str(k)) else _redact(v) for k, v in value.items()}
-    return value
-
-
 def redact_secrets(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-    """Mask every field (nested too) whose name looks like it holds a secret."""
-    for name in list(event_dict):
-        if _is_secret(name):
-            event_dict[name] = MASK
-        else:
-            event_dict[name] = _redact(event_dict[name])
+    """Mask secrets in every field: by name, nested too, and by shape in every text."""
+    return redact_fields(event_dict)
+
+
+def add_trace_ids(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """``trace_id`` and ``span_id`` of the current span, when one is being recorded."""
+    if OTEL_INSTALLED:
+        context = otel_trace.get_current_span().get_span_context()
+        if context.is_valid:
+            event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+            event_dict.setdefault("span_id", format(context.span_id, "016x"))
     return event_dict
+
+
+@contextmanager
+def log_context(**ids: str | None) -> Iterator[None]:
+    """Bind ids (``txid``, ``invoice_id``, ``payout_id``...) to the lines logged in the block.
+
+    ``None`` values are left out. The binding follows the thread or task (contextvars), not
+    work handed to another thread (the ledger writer's thread has its own context).
+    """
+    with structlog.contextvars.bound_contextvars(
+        **{name: value for name, value in ids.items() if value is not None}
+    ):
+        yield
 
 
 def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> None:
@@ -61,30 +83,39 @@ def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> No
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redact_secrets,
+        add_trace_ids,
     ]
+    json = settings.format == "json"
     renderer: Processor = (
-        structlog.processors.JSONRenderer()
-        if settings.format == "json"
+        structlog.processors.JSONRenderer() if json
         else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    exceptions: Processor = (
+        structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+        if json
+        else structlog.processors.format_exc_info
     )
     structlog.configure(
         processors=[
             *shared,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.StackInfoRenderer(),
-            structlog.processors.dict_tracebacks
-            if settings.format == "json"
-            else structlog.processors.format_exc_info,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+    # Exceptions become text first (structlog's and the standard library's records alike),
+    # then redaction sees that text: a secret in an exception message is masked too.
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            exceptions,
+            redact_secrets,
+            renderer,
+        ],
     )
     handler = _NodeHandler(stream or sys.stderr)
     handler.setFormatter(formatter)

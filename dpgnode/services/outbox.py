@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from dpgnode.ports.clock import Clock
 from dpgnode.ports.events import EventSink, OutboxStore
+from dpgnode.ports.metrics import NULL_METRICS, Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,16 +35,27 @@ class OutboxRelay:
     """Delivers outbox events to its sinks; see the module docstring."""
 
     def __init__(
-        self, store: OutboxStore, sinks: list[EventSink], clock: Clock, batch: int = 200
+        self,
+        store: OutboxStore,
+        sinks: list[EventSink],
+        clock: Clock,
+        batch: int = 200,
+        *,
+        metrics: Metrics = NULL_METRICS,
     ) -> None:
         self._store = store
         self._sinks = sinks
         self._clock = clock
         self._batch = batch
+        self._metrics = metrics
 
     def add_sink(self, sink: EventSink) -> None:
         """Register another sink; it starts from its stored cursor."""
         self._sinks.append(sink)
+
+    def sink_names(self) -> list[str]:
+        """Names of the sinks this relay delivers to (their queues are what ``/metrics`` shows)."""
+        return [sink.name for sink in list(self._sinks)]
 
     def run_once(self) -> RelayPass:
         """One pass over every sink; returns how many deliveries succeeded and failed."""
@@ -65,7 +77,9 @@ class OutboxRelay:
                         attempt=attempt,
                     )
                     failed += 1
+                    self._metrics.record_outbox_delivery(sink.name, "failed")
                     break
                 self._store.mark_delivered(sink.name, event, attempt=attempt)
                 delivered += 1
+                self._metrics.record_outbox_delivery(sink.name, "ok")
         return RelayPass(delivered, failed)

@@ -133,3 +133,26 @@ def test_node_start_serves_api_to_new_key_when_initialised(
     assert health.status_code == 200
     assert info.status_code == 200
     assert anonymous.status_code == 401
+
+
+def test_served_node_exposes_metrics_and_logs_without_secrets_when_scraped(
+    served: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    base, env = served
+    key = _json(env, "apikey", "create", "--permission", "dpg.metrics.view")["apiKey"]
+    httpx.get(f"{base}/api/v1/health", headers={"X-Request-Id": "e2e-probe-1"}, timeout=10)
+    scrape = httpx.get(f"{base}/metrics", headers={"Authorization": f"token {key}"}, timeout=10)
+    refused = httpx.get(f"{base}/metrics", timeout=10)
+
+    assert scrape.status_code == 200
+    assert scrape.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert 'dpg_http_requests_total{method="GET",route="/api/v1/health",status="200"}' in (
+        scrape.text
+    )
+    assert "dpg_ledger_entries_total" in scrape.text
+    assert refused.status_code == 401
+    # The server's own log (JSON lines on stderr): the probe's request id, never the key.
+    logged = (tmp_path / "server.log").read_text()
+    access = [json.loads(line) for line in logged.splitlines() if '"http_request"' in line]
+    assert any(line.get("request_id") == "e2e-probe-1" for line in access)
+    assert key not in logged

@@ -178,7 +178,8 @@ def place_command(ctx: Context, book: Book, order: NewOrder) -> Callable[[Tx], P
                              _hold_units(book, order))
             book.version = DIRTY
             engine.events.clear()
-            _submit(engine, order)
+            with ctx.metrics.time_matching(order.pair.symbol):  # the engine alone, no I/O
+                _submit(engine, order)
             events = list(engine.events)
             engine.events.clear()
             if events and events[0][0] == "rejected":

@@ -42,6 +42,7 @@ from dpgnode.domain.money import AssetRegistry
 from dpgnode.errors import IntegrityError, ensure
 from dpgnode.ports.clock import Clock
 from dpgnode.ports.ids import IdGenerator
+from dpgnode.ports.metrics import NULL_METRICS, Metrics
 from dpgnode.ports.trading import (
     OrderRecord,
     OrderStatus,
@@ -61,13 +62,15 @@ from dpgnode.services.trading.views import levels_view, order_view, trade_view
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What trading commands share: storage, ids, clock, assets and the fee collector."""
+    """What trading commands share: storage, ids, clock, assets, fee collector, metrics."""
 
     store: TradingStore
     ids: IdGenerator
     clock: Clock
     assets: AssetRegistry
     fee_owner: str
+    metrics: Metrics = NULL_METRICS
+    """Where the engine's matching time is observed (``dpg_matching_duration_seconds``)."""
 
 
 class Matching:

@@ -23,6 +23,7 @@ from dpgnode.domain.money import AssetRegistry
 from dpgnode.errors import NotFoundError, ValidationError
 from dpgnode.ports.clock import Clock
 from dpgnode.ports.ids import IdGenerator
+from dpgnode.ports.metrics import NULL_METRICS, Metrics
 from dpgnode.ports.trading import (
     Candle,
     OrderRecord,
@@ -99,6 +100,7 @@ class TradingService:
         pairs: the configured pairs by symbol (``dpgnode.adapters.exchange_pairs``).
         fee_owner: operator id whose ``fees`` accounts collect trading fees.
         expiry_batch: most orders one expiry pass handles.
+        metrics: where matching latency is observed.
     """
 
     def __init__(
@@ -112,12 +114,13 @@ class TradingService:
         *,
         fee_owner: str = "op",
         expiry_batch: int = 500,
+        metrics: Metrics = NULL_METRICS,
     ) -> None:
         self._writer = writer
         self._store = store
         self._ids = ids
         self._clock = clock
-        self._ctx = Context(store, ids, clock, assets, fee_owner)
+        self._ctx = Context(store, ids, clock, assets, fee_owner, metrics)
         self._books = {symbol: Book(pair) for symbol, pair in pairs.items()}
         self._expiry_batch = expiry_batch
         self._listeners: list[Callable[[], None]] = []
