@@ -86,6 +86,8 @@ def payout_json(payout: Payout, node: Node) -> dict[str, Any]:
         "txid": payout.txid,
         "rawTx": payout.raw_tx,
         "failure": payout.failure,
+        "feeUnits": None if payout.fee_units is None else str(payout.fee_units),
+        "blockHeight": None if payout.block is None else payout.block.height,
         "createdAt": payout.created_at,
         "updatedAt": payout.updated_at,
     }

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, and_, delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from dpgnode.adapters.storage import tables
+from dpgnode.adapters.storage.outgoing import own_sweep_txids
 from dpgnode.adapters.storage.sqltx import SqlTx
 from dpgnode.domain.chains.blocks import BlockRef
 from dpgnode.domain.chains.cursor import ChainCursor, Incident, IncidentKind
@@ -185,6 +186,7 @@ class SqlChainStore:
         for start in range(0, len(wanted), 500):
             query = select(_payouts.c.txid).where(_payouts.c.txid.in_(wanted[start:start + 500]))
             own.update(r.txid for r in _sql(tx).execute(query))
+        own |= own_sweep_txids(tx, wanted)  # sweeps and gas top-ups (migration 0007)
         return own
 
     def add_incident(self, tx: Tx, incident: Incident) -> int:

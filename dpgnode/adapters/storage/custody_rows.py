@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
+from dpgnode.domain.chains.blocks import BlockRef
 from dpgnode.domain.custody.audit import AuditRecord
 from dpgnode.domain.custody.networks import Network
 from dpgnode.domain.custody.operator import Operator
@@ -79,6 +80,11 @@ def payout_row(p: Payout) -> dict[str, Any]:
         "status": str(p.status), "memo": p.memo, "request_key": p.request_key,
         "raw_tx": p.raw_tx, "txid": p.txid, "failure": p.failure,
         "created_at": p.created_at, "updated_at": p.updated_at,
+        "fee_units": p.fee_units, "spends": SPENDS_SEPARATOR.join(p.spends),
+        "block_height": None if p.block is None else p.block.height,
+        "block_hash": None if p.block is None else p.block.hash,
+        "conflict_txid": p.conflict_txid, "conflict_height": p.conflict_height,
+        "sent_at": p.sent_at,
     }
 
 
@@ -91,7 +97,27 @@ def payout(row: RowMapping) -> Payout:
         request_key=row["request_key"], created_at=row["created_at"],
         updated_at=row["updated_at"], memo=row["memo"], raw_tx=row["raw_tx"], txid=row["txid"],
         failure=row["failure"],
+        fee_units=None if row["fee_units"] is None else int(row["fee_units"]),
+        spends=split_spends(row["spends"]), block=block_ref(row),
+        conflict_txid=row["conflict_txid"],
+        conflict_height=None if row["conflict_height"] is None else int(row["conflict_height"]),
+        sent_at=row["sent_at"],
     )
+
+
+SPENDS_SEPARATOR = " "
+"""Conflict keys are stored space-separated (as the chain payments keep them)."""
+
+
+def split_spends(text: str | None) -> tuple[str, ...]:
+    """The conflict keys a ``spends`` column holds."""
+    return tuple(text.split(SPENDS_SEPARATOR)) if text else ()
+
+
+def block_ref(row: RowMapping) -> BlockRef | None:
+    """The ``block_height``/``block_hash`` pair of a row, if set."""
+    height = row["block_height"]
+    return None if height is None else BlockRef(int(height), row["block_hash"])
 
 
 def audit(row: RowMapping) -> AuditRecord:

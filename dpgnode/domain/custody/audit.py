@@ -49,6 +49,12 @@ class AuditAction(StrEnum):
     SIGNING_SUCCEEDED = "signing.succeeded"
     SIGNING_FAILED = "signing.failed"
     PAYOUT_BROADCAST = "payout.broadcast"
+    PAYOUT_CONFIRMED = "payout.confirmed"
+    PAYOUT_LOST = "payout.lost"
+    SWEEP_SIGNED = "sweep.signed"
+    SWEEP_BROADCAST = "sweep.broadcast"
+    SWEEP_CONFIRMED = "sweep.confirmed"
+    SWEEP_FAILED = "sweep.failed"
 
 
 class AuditResult(StrEnum):

@@ -1,4 +1,4 @@
-"""Payouts: value leaving the node on chain, from request to a signed transaction.
+"""Payouts: value leaving the node on chain, from request to a confirmed transaction.
 
 States and the only transitions allowed (:func:`transition` refuses every other):
 
@@ -6,17 +6,28 @@ States and the only transitions allowed (:func:`transition` refuses every other)
           │                                    │
           └──cancel──▶ cancelled               └──failed──▶ failed
 
+    broadcast ──in a block──▶ mined ──block final──▶ confirmed
+        ▲                       │
+        └──────reorganised──────┘
+    signed, broadcast ──a conflicting transaction is final──▶ failed
+
 A payout that needs no approval goes straight from its request to ``signing``. Reaching
 ``signing`` is the moment a signature is asked for, so it happens exactly once per payout:
 the write transaction that records the last missing approval is the one that moves the
 payout there, and only its caller calls the signer (RELIABILITY R3: 1,000 concurrent
 approvals give one signing request). ``signed`` leaves the raw transaction ready for
 broadcast; ``broadcast`` records that a chain node accepted it (a refused broadcast leaves
-the payout ``signed``); ``failed`` and ``cancelled`` release the ledger hold.
+the payout ``signed``). From there the chain decides (``dpgnode.services.chains.outgoing``):
+``mined`` while its transaction is in a block of the best chain, back to ``broadcast`` when
+a reorganisation drops that block, ``confirmed`` once the block is final (the hold is
+captured and the network fee booked), or ``failed`` when another transaction that spends
+the same inputs (or nonce) is final instead. ``failed`` and ``cancelled`` release the
+ledger hold.
 
-Invariants: amounts are positive base units of ``asset``; ``raw_tx``/``txid`` are set iff
-the payout is ``signed`` or ``broadcast``; a failed, cancelled or broadcast payout never
-changes again, and a ``signed`` one can only become ``broadcast``.
+Invariants: amounts are positive base units of ``asset``; ``raw_tx``/``txid`` are set for
+``signed``, ``broadcast``, ``mined`` and ``confirmed`` payouts (a payout lost on chain keeps
+them as evidence) and on no payout before signing; ``block`` is set iff the payout is
+``mined`` or ``confirmed``; ``cancelled``, ``failed`` and ``confirmed`` are final.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from dpgnode.domain.chains.blocks import BlockRef
 from dpgnode.domain.ledger import AccountRef
 from dpgnode.errors import ConflictError, ValidationError
 
@@ -39,6 +51,8 @@ class PayoutStatus(StrEnum):
     SIGNING = "signing"
     SIGNED = "signed"
     BROADCAST = "broadcast"
+    MINED = "mined"
+    CONFIRMED = "confirmed"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
@@ -46,12 +60,15 @@ class PayoutStatus(StrEnum):
     def closed(self) -> bool:
         """Whether the payout's outcome is decided: nothing cancels or re-signs it.
 
-        A ``signed`` payout is closed too; it may still move on to ``broadcast``.
+        A ``signed`` payout is closed too; it may still move on to ``broadcast`` and the
+        chain may still decide it (``mined``, ``confirmed`` or lost).
         """
-        return self in (
-            PayoutStatus.SIGNED, PayoutStatus.BROADCAST, PayoutStatus.FAILED,
-            PayoutStatus.CANCELLED,
-        )
+        return self not in (PayoutStatus.PENDING_APPROVAL, PayoutStatus.SIGNING)
+
+    @property
+    def on_chain(self) -> bool:
+        """Whether the chain watcher follows its transaction (``signed`` bytes may be out)."""
+        return self in (PayoutStatus.SIGNED, PayoutStatus.BROADCAST, PayoutStatus.MINED)
 
     @property
     def counts_against_limits(self) -> bool:
@@ -68,13 +85,18 @@ _ALLOWED: dict[PayoutStatus, frozenset[PayoutStatus]] = {
         {PayoutStatus.SIGNING, PayoutStatus.CANCELLED, PayoutStatus.FAILED}
     ),
     PayoutStatus.SIGNING: frozenset({PayoutStatus.SIGNED, PayoutStatus.FAILED}),
-    PayoutStatus.SIGNED: frozenset({PayoutStatus.BROADCAST}),
-    PayoutStatus.BROADCAST: frozenset(),
+    PayoutStatus.SIGNED: frozenset({PayoutStatus.BROADCAST, PayoutStatus.FAILED}),
+    PayoutStatus.BROADCAST: frozenset({PayoutStatus.MINED, PayoutStatus.FAILED}),
+    PayoutStatus.MINED: frozenset({PayoutStatus.BROADCAST, PayoutStatus.CONFIRMED}),
+    PayoutStatus.CONFIRMED: frozenset(),
     PayoutStatus.FAILED: frozenset(),
     PayoutStatus.CANCELLED: frozenset(),
 }
 
-_CARRIES_TX = frozenset({PayoutStatus.SIGNED, PayoutStatus.BROADCAST})
+_CARRIES_TX = frozenset({PayoutStatus.SIGNED, PayoutStatus.BROADCAST, PayoutStatus.MINED,
+                         PayoutStatus.CONFIRMED})
+_MAY_CARRY_TX = _CARRIES_TX | {PayoutStatus.FAILED}
+_IN_BLOCK = frozenset({PayoutStatus.MINED, PayoutStatus.CONFIRMED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +124,31 @@ class Payout:
     raw_tx: str | None = None
     txid: str | None = None
     failure: str = ""
+    fee_units: int | None = None
+    """Network fee its transaction pays, in the chain's native asset: known at signing on
+    Bitcoin (inputs minus outputs), from the receipt once mined on EVM chains."""
+    spends: tuple[str, ...] = ()
+    """Conflict keys of its transaction (``txid:vout`` inputs; EVM ``0xsender:nonce``): a
+    final transaction of the chain using one of them means this one can never confirm."""
+    block: BlockRef | None = None
+    """The best-chain block that carries its transaction (``mined`` and ``confirmed``)."""
+    conflict_txid: str | None = None
+    """A transaction in a block that spends what this one spends (it wins if final)."""
+    conflict_height: int | None = None
+    sent_at: datetime | None = None
+    """When its transaction was last handed to the chain (broadcast or re-sent)."""
 
     def __post_init__(self) -> None:
         if type(self.units) is not int or self.units <= 0:
             raise ValidationError("payout amount must be positive", field="amount")
-        if (self.raw_tx is not None) != (self.status in _CARRIES_TX):
+        if self.status in _CARRIES_TX and self.raw_tx is None:
+            raise ValidationError("a signed payout carries its raw transaction", field="raw_tx")
+        if self.raw_tx is not None and self.status not in _MAY_CARRY_TX:
             raise ValidationError("only a signed payout carries a raw transaction", field="raw_tx")
+        if (self.block is not None) != (self.status in _IN_BLOCK):
+            raise ValidationError("only a mined payout has a block", field="block")
+        if self.fee_units is not None and (type(self.fee_units) is not int or self.fee_units < 0):
+            raise ValidationError("a network fee is a whole number of base units", field="fee")
 
     @property
     def uses_hot_key(self) -> bool:
@@ -126,12 +167,16 @@ def transition(payout: Payout, to: PayoutStatus, at: datetime) -> Payout:
     return replace(payout, status=to, updated_at=at)
 
 
-def mark_signed(payout: Payout, raw_tx: str, txid: str, at: datetime) -> Payout:
-    """The payout with its signed transaction recorded."""
+def mark_signed(
+    payout: Payout, raw_tx: str, txid: str, at: datetime, *, fee_units: int | None = None,
+    spends: tuple[str, ...] = (),
+) -> Payout:
+    """The payout with its signed transaction, its fee (when known) and conflict keys."""
     if not raw_tx or not txid:
         raise ValidationError("a signed payout needs a raw transaction and a txid", field="raw_tx")
     _check_transition(payout, PayoutStatus.SIGNED)
-    return replace(payout, status=PayoutStatus.SIGNED, updated_at=at, raw_tx=raw_tx, txid=txid)
+    return replace(payout, status=PayoutStatus.SIGNED, updated_at=at, raw_tx=raw_tx, txid=txid,
+                   fee_units=fee_units, spends=tuple(spends))
 
 
 def mark_failed(payout: Payout, reason: str, at: datetime) -> Payout:
@@ -141,7 +186,48 @@ def mark_failed(payout: Payout, reason: str, at: datetime) -> Payout:
 
 def mark_broadcast(payout: Payout, at: datetime) -> Payout:
     """The signed payout after a chain node accepted its transaction (txid unchanged)."""
-    return transition(payout, PayoutStatus.BROADCAST, at)
+    if payout.status is not PayoutStatus.SIGNED:  # a mined one goes back by mark_unmined
+        raise ConflictError(
+            f"payout {payout.id} is {payout.status}: only a signed payout can be broadcast",
+            details={"payout_id": payout.id, "status": str(payout.status)},
+        )
+    return replace(transition(payout, PayoutStatus.BROADCAST, at), sent_at=at)
+
+
+def mark_mined(payout: Payout, block: BlockRef, at: datetime) -> Payout:
+    """The broadcast payout's transaction is in ``block`` of the best chain."""
+    _check_transition(payout, PayoutStatus.MINED)
+    return replace(payout, status=PayoutStatus.MINED, block=block, conflict_txid=None,
+                   conflict_height=None, updated_at=at)
+
+
+def mark_unmined(payout: Payout, at: datetime, *, keep_fee: bool) -> Payout:
+    """A reorganisation dropped the block of the mined payout: broadcast again, unmined.
+
+    ``keep_fee=False`` forgets a fee read from the dropped block's receipt (EVM: the base
+    fee differs from block to block); a Bitcoin fee is the transaction's own and stays.
+    """
+    _check_transition(payout, PayoutStatus.BROADCAST)
+    return replace(payout, status=PayoutStatus.BROADCAST, block=None,
+                   fee_units=payout.fee_units if keep_fee else None, updated_at=at)
+
+
+def mark_confirmed(payout: Payout, fee_units: int, at: datetime) -> Payout:
+    """The mined payout's block is final; ``fee_units`` is the network fee it paid."""
+    _check_transition(payout, PayoutStatus.CONFIRMED)
+    return replace(payout, status=PayoutStatus.CONFIRMED, fee_units=fee_units, updated_at=at)
+
+
+def mark_lost(payout: Payout, conflict_txid: str, at: datetime) -> Payout:
+    """The signed or broadcast payout can never confirm: it fails, keeping its transaction.
+
+    ``conflict_txid`` spent its inputs (or nonce) in a final block.
+    """
+    _check_transition(payout, PayoutStatus.FAILED)
+    return replace(
+        payout, status=PayoutStatus.FAILED, updated_at=at,
+        failure=f"its transaction {payout.txid} lost to {conflict_txid}, final on chain"[:500],
+    )
 
 
 def _check_transition(payout: Payout, to: PayoutStatus) -> None:

@@ -22,7 +22,7 @@ hold belongs to the chains.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -73,6 +73,7 @@ from dpgnode.services.custody.payout_records import (
     request_details,
 )
 from dpgnode.services.custody.payout_tx import PayoutTransactions
+from dpgnode.services.custody.tx_signing import SignedTx
 from dpgnode.services.ledger import post_entry
 
 __all__ = ["SELF_APPROVAL_RULE", "PayoutRequest", "PayoutService"]
@@ -110,9 +111,14 @@ class PayoutService:
 
     def request(
         self, operator: Operator, request: PayoutRequest, *, signer: Signer | None = None,
-        funding: PayoutFunding | None = None,
+        funding: PayoutFunding | None = None, min_approvals: int = 0,
     ) -> Payout:
         """Check, hold and record a payout; sign at once when it needs no approval.
+
+        ``min_approvals`` raises the approvals the policy asks for: a process without a
+        signer (the API, R22) passes 1, so its requests wait in ``pending_approval`` for an
+        operator's approval where the HSM is, instead of reaching ``signing`` with nobody
+        to sign.
 
         Raises:
             PolicyDeniedError: a rule refused it (``details['rule']``); nothing was held.
@@ -128,14 +134,15 @@ class PayoutService:
         request = replace(request, destination=destination)
         payout_id, hold_id = self._ids.new("po"), self._ids.new("hold")
         outcome = self._writer.run(
-            self._request_command(operator, request, payout_id, hold_id),
+            self._request_command(operator, request, payout_id, hold_id, min_approvals),
             Hints((f"payout-hold:{request.request_key}",),
                   (request.debit_account, request.debit_account.sibling(AccountKind.HELD))),
         )
         return self._finish(outcome, signer, funding)
 
     def _request_command(
-        self, operator: Operator, request: PayoutRequest, payout_id: str, hold_id: str
+        self, operator: Operator, request: PayoutRequest, payout_id: str, hold_id: str,
+        min_approvals: int = 0,
     ) -> Callable[[Tx], _Outcome]:
         def command(tx: Tx) -> _Outcome:
             now = self._clock.now()
@@ -157,13 +164,13 @@ class PayoutService:
             post_entry(tx, holds.reserve_draft(
                 hold, f"payout-hold:{request.request_key}", f"payout {payout_id}"))
             tx.save_hold(hold)
-            status = (PayoutStatus.PENDING_APPROVAL if decision.approvals_required
-                      else PayoutStatus.SIGNING)
+            approvals = max(decision.approvals_required, min_approvals)
+            status = PayoutStatus.PENDING_APPROVAL if approvals else PayoutStatus.SIGNING
             payout = Payout(
                 id=payout_id, asset=request.asset, units=request.units,
                 destination=request.destination, debit_account=request.debit_account,
                 hold_id=hold_id, source=request.source, requested_by=operator.id,
-                approvals_required=decision.approvals_required, status=status,
+                approvals_required=approvals, status=status,
                 request_key=request.request_key, created_at=now, updated_at=now,
                 memo=request.memo,
             )
@@ -183,18 +190,24 @@ class PayoutService:
 
     def approve(
         self, payout_id: str, operator: Operator, *, signer: Signer | None = None,
-        funding: PayoutFunding | None = None,
+        funding: PayoutFunding | None = None, can_sign: bool = True,
     ) -> Payout:
         """Approve as ``operator``; the approval that completes the set triggers signing.
 
         Returns the payout as it stands after this call (``signing`` left by a concurrent
         approver is returned unchanged: that caller signs, not this one).
 
+        ``can_sign=False`` is for processes that hold no signer (the API, R22): there an
+        approval that would complete the set is refused before anything is recorded, in
+        the same transaction that counts the approvals, so a payout never reaches
+        ``signing`` where nobody can sign it (it would fail and release its hold).
+
         Raises:
             PolicyDeniedError: the requester approving their own payout
                 (``rule=self_approval``), or the policy refusing it at signing time (the
                 payout then fails and its hold is released).
-            ConflictError: the payout is cancelled or failed.
+            ConflictError: the payout is cancelled or failed; with ``can_sign=False``, this
+                approval would complete the set (``details['reason'] = 'signing_required'``).
         """
         at = self._clock.now()
 
@@ -212,6 +225,8 @@ class PayoutService:
             if payout.status is not PayoutStatus.PENDING_APPROVAL:
                 raise ConflictError(f"payout {payout.id} is {payout.status}",
                                     details={"payout_id": payout.id})
+            if not can_sign:
+                _refuse_final_approval(payout, operator, self._store.approvers(tx, payout.id))
             if self._store.add_approval(tx, payout.id, operator.id, at):
                 self._audit.append(tx, AuditEvent(
                     operator.id, AuditAction.PAYOUT_APPROVED, payout.id, AuditResult.OK))
@@ -283,13 +298,15 @@ class PayoutService:
             if not isinstance(exc, DpgError):
                 raise
             return self.payout(payout.id)
-        return self._record_signed(payout.id, signed.raw_hex, signed.txid)
+        return self._record_signed(payout.id, signed)
 
-    def _record_signed(self, payout_id: str, raw_hex: str, txid: str) -> Payout:
+    def _record_signed(self, payout_id: str, signed: SignedTx) -> Payout:
         at = self._clock.now()
+        txid = signed.txid
 
         def command(tx: Tx) -> Payout:
-            done = mark_signed(self._payout_in(tx, payout_id), raw_hex, txid, at)
+            done = mark_signed(self._payout_in(tx, payout_id), signed.raw_hex, txid, at,
+                               fee_units=signed.fee, spends=signed.spends)
             self._store.save_payout(tx, done)
             self._audit.append(tx, AuditEvent(
                 "signer", AuditAction.SIGNING_SUCCEEDED, done.id, AuditResult.OK,
@@ -345,6 +362,34 @@ class PayoutService:
 
         return self._writer.run(command)
 
+    def reject(self, payout_id: str, operator: Operator, reason: str = "") -> Payout:
+        """Cancel a payout that still awaits approval, releasing its hold.
+
+        Unlike :meth:`cancel` it never abandons a payout already in ``signing``: the check
+        and the cancellation are one transaction, so a payout that a concurrent approval
+        moved on is left alone.
+
+        Raises:
+            ConflictError: the payout no longer awaits approval.
+        """
+        at = self._clock.now()
+
+        def command(tx: Tx) -> Payout:
+            payout = self._payout_in(tx, payout_id)
+            if payout.status is not PayoutStatus.PENDING_APPROVAL:
+                raise ConflictError(
+                    f"payout {payout.id} is {payout.status}: only a payout awaiting approval "
+                    "can be rejected", details={"payout_id": payout.id},
+                )
+            closed = transition(payout, PayoutStatus.CANCELLED, at)
+            self._close(tx, closed, AuditEvent(
+                operator.id, AuditAction.PAYOUT_CANCELLED, payout.id, AuditResult.OK,
+                details={"reason": reason[:200]},
+            ))
+            return closed
+
+        return self._writer.run(command)
+
     def payout(self, payout_id: str) -> Payout:
         """One payout (``NotFoundError`` when unknown)."""
         found = self._store.payout(payout_id)
@@ -390,3 +435,16 @@ class PayoutService:
             tx.save_hold(released)
         self._audit.append(tx, event)
         tx.emit(payout_event(f"custody.payout_{closed.status}", closed))
+
+
+def _refuse_final_approval(
+    payout: Payout, operator: Operator, approvers: Iterable[str]
+) -> None:
+    """Refuse an approval that would complete the set where nobody can sign."""
+    after = distinct_approvers([*approvers, operator.id], payout.requested_by)
+    if len(after) >= payout.approvals_required:
+        raise ConflictError(
+            f"this approval completes payout {payout.id} and signs it, which needs the "
+            f"signer: run `dpg payout approve {payout.id}` where the HSM is reachable",
+            details={"payout_id": payout.id, "reason": "signing_required"},
+        )

@@ -46,10 +46,16 @@ class SignedTx:
         raw_hex: The raw transaction, hex without ``0x`` (Bitcoin) or with ``0x`` (EVM), as
             each chain's ``sendrawtransaction`` / ``eth_sendRawTransaction`` takes it.
         txid: The id the chain will report: Bitcoin txid (display order) or EVM ``0x`` hash.
+        fee: What it pays the network, when the signed bytes fix it (Bitcoin: inputs minus
+            outputs); ``None`` for EVM, whose fee is only known from the receipt.
+        spends: Its conflict keys: the ``txid:vout`` it spends, or ``0xsender:nonce``
+            (the chain watcher's notation, :mod:`dpgnode.domain.chains.blocks`).
     """
 
     raw_hex: str
     txid: str
+    fee: int | None = None
+    spends: tuple[str, ...] = ()
 
 
 def _resolve_keys(
@@ -134,7 +140,8 @@ def sign_bitcoin(
         for request, (ref, public_key) in zip(requests, keys, strict=True)
     ]
     signed = unsigned_tx.finalize(witnesses)
-    return SignedTx(raw_hex=signed.raw_hex, txid=signed.txid)
+    return SignedTx(raw_hex=signed.raw_hex, txid=signed.txid, fee=signed.fee_sats,
+                    spends=tuple(f"{u.txid}:{u.vout}" for u in unsigned_tx.spent))
 
 
 def sign_evm(
@@ -168,4 +175,5 @@ def sign_evm(
     if signature.recovery_id > 1 or recovered.format(compressed=True) != public_key:
         raise IntegrityError("the signer's signature does not recover to its public key")
     raw = tx.encode_signed(signature.recovery_id, signature.r, signature.s)
-    return SignedTx(raw_hex="0x" + raw.hex(), txid=transaction_hash(raw))
+    conflict = f"{evm_address_from_public_key(public_key).lower()}:{tx.nonce}"
+    return SignedTx(raw_hex="0x" + raw.hex(), txid=transaction_hash(raw), spends=(conflict,))

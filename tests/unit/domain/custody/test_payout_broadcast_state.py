@@ -1,4 +1,4 @@
-"""The ``broadcast`` state of a payout: reachable only from ``signed``, and final."""
+"""The ``broadcast`` state of a payout: reachable only from ``signed``; then the chain decides."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dpgnode.domain.chains.blocks import BlockRef
 from dpgnode.domain.custody.payout import (
     Payout,
     PayoutStatus,
     mark_broadcast,
+    mark_confirmed,
+    mark_mined,
     mark_signed,
     transition,
 )
@@ -38,20 +41,29 @@ def test_broadcast_keeps_the_transaction_when_a_signed_payout_is_broadcast() -> 
     assert done.status is PayoutStatus.BROADCAST
     assert (done.raw_tx, done.txid) == ("02000000", "ab" * 32)
     assert done.updated_at == T0 + timedelta(minutes=1)
+    assert done.sent_at == T0 + timedelta(minutes=1)
     assert done.status.closed
     assert done.status.counts_against_limits
 
 
-@pytest.mark.parametrize("status", [s for s in PayoutStatus if s is not PayoutStatus.SIGNED])
+@pytest.mark.parametrize("status", [
+    PayoutStatus.PENDING_APPROVAL, PayoutStatus.SIGNING, PayoutStatus.FAILED,
+    PayoutStatus.CANCELLED, PayoutStatus.BROADCAST, PayoutStatus.MINED, PayoutStatus.CONFIRMED,
+])
 def test_broadcast_is_refused_when_payout_is_not_signed(status: PayoutStatus) -> None:
-    current = payout(status) if status is not PayoutStatus.BROADCAST else mark_broadcast(
-        signed(), T0)
+    broadcast = mark_broadcast(signed(), T0)
+    mined = mark_mined(broadcast, BlockRef(10, "cd" * 32), T0)
+    current = {
+        PayoutStatus.BROADCAST: broadcast, PayoutStatus.MINED: mined,
+        PayoutStatus.CONFIRMED: mark_confirmed(mined, 150, T0),
+    }.get(status) or payout(status)
     with pytest.raises(ConflictError):
         mark_broadcast(current, T0)
 
 
-@pytest.mark.parametrize("to", list(PayoutStatus))
-def test_broadcast_payout_never_changes_again(to: PayoutStatus) -> None:
+@pytest.mark.parametrize("to", [s for s in PayoutStatus
+                                if s not in (PayoutStatus.MINED, PayoutStatus.FAILED)])
+def test_broadcast_payout_only_becomes_mined_or_failed(to: PayoutStatus) -> None:
     with pytest.raises(ConflictError):
         transition(mark_broadcast(signed(), T0), to, T0)
 
