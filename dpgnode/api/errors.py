@@ -268,6 +268,7 @@ _DESCRIPTIONS: Mapping[int, str] = {
     413: "Request body too large",
     422: "Refused by a business rule; `errors` names the fields",
     429: "Too many requests; retry after `Retry-After` seconds",
+    503: "A chain node or another dependency cannot be reached; retry after `Retry-After`",
 }
 
 

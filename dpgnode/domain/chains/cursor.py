@@ -14,6 +14,9 @@ class IncidentKind(StrEnum):
     """A reorganisation deeper than ``reorg_limit``: undoing it would rewrite settled history."""
     LOST_HISTORY = "lost_history"
     """No block in the remembered window links to the node's chain (wrong node or network)."""
+    RECONCILIATION_MISMATCH = "reconciliation_mismatch"
+    """The ledger's and the chain's balances of the node's addresses disagree. An alert, not
+    a pause: the watcher goes on, the ledger is never adjusted to match."""
 
 
 @dataclass(frozen=True, slots=True)

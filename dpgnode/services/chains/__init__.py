@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 
 from dpgnode.ports.chain_watch import ChainStore
 from dpgnode.ports.chains import ChainClient
+from dpgnode.services.chains.blockchain import BlockchainService
 from dpgnode.services.chains.monitor import ChainMonitor
+from dpgnode.services.chains.rebroadcast import OutgoingWork
+from dpgnode.services.chains.reconcile import Reconciler
+from dpgnode.services.chains.status import ChainStatusReader
 
 
 @dataclass
@@ -22,6 +26,14 @@ class ChainServices:
     monitor: ChainMonitor
     clients: Mapping[str, ChainClient] = field(default_factory=dict)
     intervals: Mapping[str, float] = field(default_factory=dict)
+    outgoing: Mapping[str, OutgoingWork] = field(default_factory=dict)
+    """Per chain: the node's own transactions (payout confirmation, fees, rebroadcast)."""
+    reconciler: Reconciler | None = None
+    """Ledger against chain, per chain and asset (``dpg chain reconcile``, after blocks)."""
+    status: ChainStatusReader | None = None
+    """Heights, lag, state and incidents per chain (``server/info``, ``dpg chain status``)."""
+    blockchain: BlockchainService | None = None
+    """The use cases of ``/api/v1/blockchain``."""
 
     def client(self, chain: str) -> ChainClient | None:
         """The reader of ``chain``, if the node follows it."""

@@ -9,12 +9,13 @@ is lost or applied twice. A paused chain (an incident) is reported until an oper
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from dpgnode.errors import DpgError, IntegrityError, UnavailableError
 from dpgnode.ports.clock import Clock
+from dpgnode.ports.metrics import Metrics, NullMetrics
 from dpgnode.services.chains.watcher import ChainWatcher, PollReport
 
 _MAX_BACKOFF = timedelta(seconds=60)
@@ -61,12 +62,22 @@ class ChainMonitor:
     """Polls each chain's watcher, with backoff, and keeps their health."""
 
     def __init__(self, watchers: Mapping[str, ChainWatcher], clock: Clock,
-                 *, base_interval: Mapping[str, float] | None = None) -> None:
+                 *, base_interval: Mapping[str, float] | None = None,
+                 metrics: Metrics | None = None) -> None:
         self._watchers = dict(watchers)
         self._clock = clock
+        self._metrics = metrics or NullMetrics()
         self._intervals = dict(base_interval or {})
         self._health = {name: ChainHealth(name) for name in self._watchers}
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[PollReport], None]] = []
+
+    def add_listener(self, listener: Callable[[PollReport], None]) -> None:
+        """Call ``listener`` with the report of every successful poll (e.g. reconciliation).
+
+        It runs on the polling thread: it must be quick and must not raise.
+        """
+        self._listeners.append(listener)
 
     @property
     def chains(self) -> list[str]:
@@ -95,13 +106,17 @@ class ChainMonitor:
             return self._failed(chain, now, exc)
         except DpgError as exc:  # a conflict with another watcher: try again next tick
             return self._failed(chain, now, exc, backoff=False)
-        return self._succeeded(chain, now, report)
+        health = self._succeeded(chain, now, report)
+        for listener in self._listeners:
+            listener(report)
+        return health
 
     def poll_all(self) -> list[ChainHealth]:
         """One pass over every chain (tests and ``dpg chain sync`` drive it)."""
         return [self.poll(chain) for chain in self.chains]
 
     def _succeeded(self, chain: str, now: datetime, report: PollReport) -> ChainHealth:
+        self._metrics.record_chain_height(chain, report.node_height, report.our_height)
         with self._lock:
             health = replace(
                 self._health[chain], node_height=report.node_height,
