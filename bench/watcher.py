@@ -28,16 +28,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import evm_scan, watcher_bitcoin  # noqa: E402
-from dpgnode.adapters.chains.clients import FollowedChain  # noqa: E402
-from dpgnode.adapters.chains.simulated import SimulatedChain  # noqa: E402
-from dpgnode.adapters.chains.simulated_client import SimulatedChainClient  # noqa: E402
-from dpgnode.adapters.memory.clock import FixedClock  # noqa: E402
-from dpgnode.domain.chains.payments import ConfirmationPolicy  # noqa: E402
-from dpgnode.domain.custody.networks import Network  # noqa: E402
-from dpgnode.node import build_node  # noqa: E402
-from dpgnode.services.chains.watcher import WatchTarget  # noqa: E402
-from dpgnode.settings import load_settings  # noqa: E402
+from bench import evm_scan, watcher_bitcoin
+from dpgnode.adapters.chains.clients import FollowedChain
+from dpgnode.adapters.chains.simulated import SimulatedChain
+from dpgnode.adapters.chains.simulated_client import SimulatedChainClient
+from dpgnode.adapters.memory.clock import FixedClock
+from dpgnode.domain.chains.payments import ConfirmationPolicy
+from dpgnode.domain.custody.networks import Network
+from dpgnode.node import build_node
+from dpgnode.services.chains.watcher import WatchTarget
+from dpgnode.settings import load_settings
 
 # The published BIP84 test vector's account key (mainnet): not a secret.
 BIP84_ZPUB = (

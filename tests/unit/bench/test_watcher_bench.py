@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from bench.watcher import credit  # noqa: E402
+from bench.watcher import credit
 
 
 @pytest.mark.integration
