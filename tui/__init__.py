@@ -1,5 +1,6 @@
-"""The terminal dashboard (`dpg dashboard`), a Textual app over the node's HTTP API.
+"""The terminal dashboard (``dpg dashboard``), a Textual app over the node's HTTP API.
 
-Not built yet: it arrives with the operator-surface work (issue 7). It will talk to a
-running node only through `dpgnode.client`, never by opening the database.
+It talks to a running node only through :mod:`dpgnode.client` (import-linter keeps it
+so), never by opening the database: the same dashboard watches a local node, a remote one
+through an SSH tunnel, or several processes behind PostgreSQL.
 """

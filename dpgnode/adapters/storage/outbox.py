@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
 
@@ -35,23 +36,30 @@ class SqlOutboxStore:
         return int(value or 0)
 
     def pending(self, sink: str, limit: int) -> Sequence[OutboxEvent]:
-        after = self.cursor(sink)
+        return self.events(after=self.cursor(sink), limit=limit)
+
+    def events(
+        self, *, after: int = 0, type_prefix: str | None = None, limit: int = 100
+    ) -> Sequence[OutboxEvent]:
+        """Events after ``after`` in commit order, optionally only types with a prefix.
+
+        Admins read the stream through this (``/api/v1/events``); it moves no cursor.
+        """
         o = tables.outbox
+        query = select(o).where(o.c.seq > after)
+        if type_prefix:
+            query = query.where(o.c.type.startswith(type_prefix, autoescape=True))
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(o).where(o.c.seq > after).order_by(o.c.seq).limit(limit)
-            ).mappings()
-            return [
-                OutboxEvent(
-                    seq=row["seq"],
-                    id=row["id"],
-                    type=row["type"],
-                    aggregate=row["aggregate"],
-                    payload=json.loads(row["payload"]),
-                    created_at=row["created_at"],
-                )
-                for row in rows
-            ]
+            rows = conn.execute(query.order_by(o.c.seq).limit(limit)).mappings()
+            return [_event(row) for row in rows]
+
+    def progress(self) -> tuple[int, dict[str, int]]:
+        """The newest event's seq and each sink's delivered-up-to cursor (the queue's depth)."""
+        with self._engine.connect() as conn:
+            newest = conn.execute(select(func.max(tables.outbox.c.seq))).scalar()
+            c = tables.outbox_cursors
+            cursors = {row.sink: int(row.last_seq) for row in conn.execute(select(c))}
+        return int(newest or 0), cursors
 
     def mark_delivered(self, sink: str, event: OutboxEvent, *, attempt: int) -> None:
         now = self._clock.now()
@@ -96,3 +104,14 @@ class SqlOutboxStore:
                 )
             ).one()
         return int(row[0] or 0), row[1]
+
+
+def _event(row: Any) -> OutboxEvent:
+    return OutboxEvent(
+        seq=row["seq"],
+        id=row["id"],
+        type=row["type"],
+        aggregate=row["aggregate"],
+        payload=json.loads(row["payload"]),
+        created_at=row["created_at"],
+    )

@@ -49,6 +49,12 @@ OWN_READ = (401, 403, 403, 403, 200, 200, 200, 401)
 OWN_ORDER = (401, 403, 403, 403, 200, 200, 404, 401)
 TRADE = (401, 403, 403, 403, 403, 201, 201, 401)
 CANCEL = (401, 403, 403, 403, 403, 200, 404, 401)
+MANAGE = (401, 403, 200, 403, 403, 403, 403, 401)
+
+
+def _halted(api: Api) -> str:
+    api.node.trading.halt_pair("BTC-USD")
+    return f"{T}/pairs/BTC-USD/resume"
 
 MATRIX: dict[tuple[str, str], tuple[Callable[[Api], Request], tuple[int, ...]]] = {
     ("GET", f"{T}/pairs"): (lambda a: ("GET", f"{T}/pairs", None), MARKET),
@@ -68,6 +74,13 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[Api], Request], tuple[int, ...]]] 
         lambda a: ("DELETE", f"{T}/orders/{_resting(a)}", None), CANCEL),
     ("GET", f"{T}/trades"): (lambda a: ("GET", f"{T}/trades", None), OWN_READ),
     ("GET", f"{T}/positions"): (lambda a: ("GET", f"{T}/positions", None), OWN_READ),
+    # Operating the exchange (dpg.trading.manage: only the unrestricted admin here) and the
+    # public tape (market data).
+    ("POST", f"{T}/pairs/{{pair:str}}/halt"): (
+        lambda a: ("POST", f"{T}/pairs/BTC-USD/halt", None), MANAGE),
+    ("POST", f"{T}/pairs/{{pair:str}}/resume"): (
+        lambda a: ("POST", _halted(a), None), MANAGE),
+    ("GET", f"{T}/tape/{{pair:str}}"): (lambda a: ("GET", f"{T}/tape/BTC-USD", None), MARKET),
 }
 
 

@@ -1,0 +1,1 @@
+"""The dashboard's screens: one per area of the node, each loading over the API."""
