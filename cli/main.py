@@ -19,10 +19,16 @@ from dpgnode import __version__
 from .commands import (
     apikey,
     audit,
+    backup,
     book,
+    chain,
+    chain_sweep,
     config,
     convert,
+    dashboard,
     db,
+    dev,
+    doctor,
     hsm,
     init,
     ledger,
@@ -110,6 +116,12 @@ app.add_typer(payout.app, name="payout")
 app.add_typer(operator.app, name="operator")
 app.add_typer(audit.app, name="audit")
 app.add_typer(book.app, name="book")
+app.add_typer(backup.app, name="backup")
+app.command("doctor")(doctor.doctor)
+app.command("dashboard")(dashboard.dashboard)
+chain_sweep.register(chain.app)  # `dpg chain sweep` lives with the sweeps
+app.add_typer(chain.app, name="chain")
+app.add_typer(dev.app, name="dev")
 
 
 def _log_to_stderr() -> None:

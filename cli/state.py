@@ -55,6 +55,12 @@ class CliState:
     config_file: Path | None = None
     debug: bool = False
     launcher: Launcher = field(default=_default_launcher)
+    node_factory: Callable[[Settings], Node] | None = None
+    """Builds the node instead of ``build_node`` (tests pass one following a simulated
+    chain; ``dpg chain`` commands then act on it)."""
+    run_dashboard: Callable[[Any], None] | None = None
+    """Runs the dashboard app instead of ``app.run()`` (tests pass one that drives it
+    headless, or keeps it to look at how the command built it)."""
 
     def resolved_data_dir(self) -> Path:
         return (self.data_dir or default_data_dir()).expanduser().resolve()
@@ -94,6 +100,7 @@ def open_node(ctx: typer.Context) -> Node:
     """A wired node over a current schema, closed when the command ends."""
     current = settings(ctx)
     require_database(current)
-    node = build_node(current)
+    factory = state(ctx).node_factory
+    node = factory(current) if factory is not None else build_node(current)
     ctx.call_on_close(node.close)
     return node

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -21,31 +23,60 @@ from dpgnode.adapters.chains import (
 from dpgnode.adapters.chains import (
     PayoutChains as PayoutChains,  # re-exported: entry points may not import adapters
 )
+from dpgnode.adapters.chains.clients import FollowedChain, followed_chains
+from dpgnode.adapters.chains.devnodes import (
+    DevChains as DevChains,
+)
+from dpgnode.adapters.chains.own_txs import ChainOwnTxAccess
+from dpgnode.adapters.chains.readers import ConfiguredChainReaders
+from dpgnode.adapters.chains.sweep_chain import ChainSweepAccess
 from dpgnode.adapters.events.inprocess import InProcessSink, Subscriber
 from dpgnode.adapters.exchange_pairs import load_pairs
+from dpgnode.adapters.metrics import PrometheusMetrics
 from dpgnode.adapters.rates.fixed import FixedRateSource
 from dpgnode.adapters.storage import migrate
+from dpgnode.adapters.storage.chain_ledger import SqlChainLedger
+from dpgnode.adapters.storage.chains import SqlChainStore
 from dpgnode.adapters.storage.conversion import SqlConversionStore
 from dpgnode.adapters.storage.custody import SqlCustodyStore
 from dpgnode.adapters.storage.engine import make_engine
 from dpgnode.adapters.storage.idempotency import SqlIdempotencyStore
+from dpgnode.adapters.storage.metrics import SqlObservedState
 from dpgnode.adapters.storage.outbox import SqlOutboxStore
+from dpgnode.adapters.storage.outgoing import SqlOutgoingStore
+from dpgnode.adapters.storage.own_movements import SqlOwnMovements
 from dpgnode.adapters.storage.queries import SqlQueries
 from dpgnode.adapters.storage.trading import SqlTradingStore
 from dpgnode.adapters.storage.wallets import SqlWalletStore
 from dpgnode.adapters.storage.writer import SqlWriter
 from dpgnode.adapters.system import SystemClock, Uuid7Ids
+from dpgnode.adapters.telemetry import Tracing, build_tracing
 from dpgnode.adapters.worker import PeriodicWorker
 from dpgnode.domain.conversion.pricing import Terms
 from dpgnode.domain.conversion.rates import RateRules
 from dpgnode.domain.custody.networks import Network
-from dpgnode.domain.money import AssetRegistry
+from dpgnode.domain.money import AssetKind, AssetRegistry
 from dpgnode.errors import ConfigError, DpgError
+from dpgnode.maintenance.schedule import TICK_SECONDS as BACKUP_TICK_SECONDS
+from dpgnode.maintenance.schedule import scheduled_backups
 from dpgnode.ports.clock import Clock
 from dpgnode.ports.conversion import BookExecutor
 from dpgnode.ports.ids import IdGenerator
+from dpgnode.ports.metrics import MetricsExporter
 from dpgnode.ports.rates import MidPriceSource, RateSource
+from dpgnode.ports.sweeps import SweepChain
 from dpgnode.services.access import AccessService
+from dpgnode.services.chains import ChainServices
+from dpgnode.services.chains.blockchain import BlockchainService
+from dpgnode.services.chains.monitor import ChainMonitor
+from dpgnode.services.chains.outgoing import OutgoingChain, OutgoingTracker
+from dpgnode.services.chains.outgoing_effects import OutgoingEffects
+from dpgnode.services.chains.rebroadcast import OutgoingWork, Rebroadcaster
+from dpgnode.services.chains.reconcile import Reconciler, ReconcileTarget
+from dpgnode.services.chains.status import ChainStatusReader
+from dpgnode.services.chains.sweep_plan import SweepPlanner, SweepTarget
+from dpgnode.services.chains.sweeps import SweepService
+from dpgnode.services.chains.watcher import ChainWatcher
 from dpgnode.services.conversion import (
     BookMidRateSource,
     ConversionPolicy,
@@ -66,6 +97,7 @@ from dpgnode.services.custody.policy import (
 from dpgnode.services.custody.wallets import KeychainService
 from dpgnode.services.idempotency import IdempotencyService
 from dpgnode.services.ledger import LedgerService
+from dpgnode.services.observability import ScrapeSources, register_sources
 from dpgnode.services.outbox import OutboxRelay
 from dpgnode.services.trading import TradingFeed, TradingService
 from dpgnode.services.verification import VerifyReport, verify_ledger
@@ -95,9 +127,18 @@ class Node:
     wallets: WalletService
     trading: TradingService
     trading_feed: TradingFeed
+    chains: ChainServices
+    metrics: MetricsExporter
+    """The node's metrics (``/metrics``); services record into it through the port."""
+    tracing: Tracing | None = None
+    """OpenTelemetry tracing when ``[telemetry] otlp_endpoint`` is set (``otel`` extra)."""
     _closed: bool = field(default=False, repr=False)
+    _chain_workers: list[PeriodicWorker] = field(default_factory=list, repr=False)
+    _followed: dict[str, FollowedChain] = field(default_factory=dict, repr=False)
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _relay_worker: PeriodicWorker | None = field(default=None, repr=False)
     _expiry_worker: PeriodicWorker | None = field(default=None, repr=False)
+    _backup_worker: PeriodicWorker | None = field(default=None, repr=False)
 
     def verify_ledger(self) -> VerifyReport:
         # One snapshot: on a live node, entries and balances read a commit apart disagree.
@@ -125,18 +166,72 @@ class Node:
                 self.settings.trading.expiry_interval_seconds,
             )
         self._expiry_worker.start()
+        self.start_chain_watchers()
+        self.start_backups()
+
+    def start_backups(self) -> None:
+        """Scheduled encrypted backups (``[backup]``); off when no key is configured."""
+        if self._backup_worker is not None or self.settings.backup.interval_minutes == 0:
+            return
+        scheduler = scheduled_backups(self.settings, self.clock)  # None (logged): no key
+        if scheduler is not None:
+            self._backup_worker = PeriodicWorker(
+                "dpg-backup", scheduler.run_once, BACKUP_TICK_SECONDS
+            )
+            self._backup_worker.start()
+
+    def start_chain_watchers(self) -> None:
+        """Poll every followed chain in its own thread (a slow node delays only its chain)."""
+        if self._chain_workers:
+            return
+        monitor = self.chains.monitor
+        for chain in monitor.chains:
+            interval = self.chains.intervals.get(chain, 2.0)
+            followed = self._followed.get(chain)
+            wait = followed.wait_for_news if followed is not None else None
+            if wait is None:
+                worker = PeriodicWorker(
+                    f"dpg-watch-{chain}", functools.partial(monitor.poll, chain), interval)
+            else:  # a notification ends the wait early: blocks are seen as they arrive
+                worker = PeriodicWorker(
+                    f"dpg-watch-{chain}", functools.partial(_poll_then_wait, monitor, chain,
+                                                            wait, interval), _NOTIFIED_PAUSE)
+            self._chain_workers.append(worker)
+            worker.start()
+        for chain, work in self.chains.outgoing.items():
+            # Own transactions: fees read from the chain, confirmations due, rebroadcasts.
+            worker = PeriodicWorker(f"dpg-outgoing-{chain}", work.run_once,
+                                    self.chains.intervals.get(chain, 2.0))
+            self._chain_workers.append(worker)
+            worker.start()
+        reconciler = self.chains.reconciler
+        if reconciler is not None and monitor.chains:
+            # Off the watchers' threads: a UTXO scan may take minutes on mainnet.
+            worker = PeriodicWorker("dpg-reconcile", reconciler.run_due, 1.0)
+            self._chain_workers.append(worker)
+            worker.start()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        for worker in self._chain_workers:
+            worker.stop()
+        for followed in self._followed.values():
+            followed.close()
+        for closer in self._closers:
+            closer()
         if self._relay_worker is not None:
             self._relay_worker.stop()
         if self._expiry_worker is not None:
             self._expiry_worker.stop()
+        if self._backup_worker is not None:
+            self._backup_worker.stop()
         self.writer.close()
         self.engine.dispose()
         self.writer_engine.dispose()
+        if self.tracing is not None:
+            self.tracing.shutdown()  # flushes spans still queued for the collector
 
 
 def build_node(
@@ -145,10 +240,15 @@ def build_node(
     clock: Clock | None = None,
     ids: IdGenerator | None = None,
     upgrade: bool = False,
+    chains: Mapping[str, FollowedChain] | None = None,
 ) -> Node:
-    """Wire a node; ``upgrade=True`` migrates the database first, else it must be current."""
+    """Wire a node; ``upgrade=True`` migrates the database first, else it must be current.
+
+    ``chains`` replaces the chains ``[chains]`` configures (tests follow a simulated chain).
+    """
     clock = clock or SystemClock()
     ids = ids or Uuid7Ids()
+    tracing = build_tracing(settings.telemetry)  # first: a missing extra fails before I/O
     url = settings.database_url()
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -175,11 +275,20 @@ def build_node(
     queries = SqlQueries(engine)
     outbox = SqlOutboxStore(engine, writer, clock)
     trading_store = SqlTradingStore(engine)
+    metrics = PrometheusMetrics()
     trading = TradingService(
-        writer, trading_store, ids, clock, assets, pairs, fee_owner=settings.trading.operator_id
+        writer, trading_store, ids, clock, assets, pairs, fee_owner=settings.trading.operator_id,
+        metrics=metrics,
     )
+    relay = OutboxRelay(outbox, [], clock, metrics=metrics)
+    register_sources(metrics, ScrapeSources(SqlObservedState(engine), clock, relay.sink_names))
     trading_feed = TradingFeed(trading_store)
     trading.add_listener(trading_feed.wake)
+    custody = build_custody(settings, writer, engine, assets, clock, ids)
+    followed = dict(chains) if chains is not None else followed_chains(
+        settings, assets, custody.network)
+    readers = ConfiguredChainReaders(settings.chains, assets, custody.network)
+    outgoing = build_outgoing(settings, followed, engine, writer, clock, custody, assets)
     return Node(
         settings=settings,
         clock=clock,
@@ -195,7 +304,7 @@ def build_node(
             request_key_retention=timedelta(hours=settings.api.idempotency_retention_hours),
         ),
         outbox=outbox,
-        relay=OutboxRelay(outbox, [], clock),
+        relay=relay,
         idempotency=IdempotencyService(
             SqlIdempotencyStore(writer), clock,
             retention=timedelta(hours=settings.api.idempotency_retention_hours),
@@ -204,11 +313,130 @@ def build_node(
             settings, writer, engine, assets, clock, ids,
             books=trading, executor=TradingBookExecutor(trading),
         ),
-        custody=build_custody(settings, writer, engine, assets, clock, ids),
+        custody=custody,
         wallets=WalletService(SqlWalletStore(engine), queries, writer, ids, clock, assets),
         trading=trading,
         trading_feed=trading_feed,
+        chains=add_chain_views(
+            build_chain_services(followed, engine, writer, clock, custody, outgoing=outgoing,
+                                 metrics=metrics),
+            followed, engine, writer, clock, custody, assets, readers,
+        ),
+        _closers=[readers.close, outgoing.access.close],
+        _followed=followed,
+        metrics=metrics,
+        tracing=tracing,
     )
+
+
+_NOTIFIED_PAUSE = 0.05
+"""Pause between polls of a chain that pushes notifications (the wait is in the job)."""
+
+
+def _poll_then_wait(
+    monitor: ChainMonitor, chain: str, wait: Callable[[float], bool], interval: float
+) -> None:
+    monitor.poll(chain)
+    wait(interval)
+
+
+def build_chain_services(
+    followed: Mapping[str, FollowedChain], engine: Engine, writer: SqlWriter, clock: Clock,
+    custody: CustodyServices, *, outgoing: OutgoingWiring | None = None,
+    metrics: MetricsExporter | None = None,
+) -> ChainServices:
+    """A watcher per followed chain over the SQL chain store, and the monitor running them.
+
+    ``outgoing`` follows the node's own transactions inside each watcher's commands.
+    """
+    store = SqlChainStore(engine)
+    work = outgoing.work if outgoing is not None else {}
+    watchers = {
+        name: ChainWatcher(chain.target, chain.client, store, custody.store, writer, clock,
+                           observers=[work[name].tracker] if name in work else [])
+        for name, chain in followed.items()
+    }
+    intervals = {name: chain.poll_interval for name, chain in followed.items()}
+    return ChainServices(
+        store=store,
+        monitor=ChainMonitor(watchers, clock, base_interval=intervals, metrics=metrics),
+        clients={name: chain.client for name, chain in followed.items()},
+        intervals=intervals,
+        outgoing=work,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingWiring:
+    """Per followed chain, what follows the node's own transactions.
+
+    ``access`` connects to the ``[chains]`` nodes on first use (close it with the node).
+    """
+
+    work: dict[str, OutgoingWork]
+    access: ChainOwnTxAccess
+
+
+def build_outgoing(
+    settings: Settings, followed: Mapping[str, FollowedChain], engine: Engine,
+    writer: SqlWriter, clock: Clock, custody: CustodyServices, assets: AssetRegistry,
+) -> OutgoingWiring:
+    """Payout and sweep confirmation, their fees, and rebroadcasts, per followed chain.
+
+    No key: rebroadcasts send bytes signed elsewhere, fees come from receipts (R22).
+    """
+    access = ChainOwnTxAccess(
+        functools.partial(ChainConnections.from_settings, settings.chains, assets,
+                          custody.network))
+    store = SqlOutgoingStore(engine)
+    effects = OutgoingEffects(custody.store, store, custody.audit)
+    cursors = SqlChainStore(engine)
+    interval = timedelta(minutes=settings.chains.rebroadcast_minutes)
+    work: dict[str, OutgoingWork] = {}
+    for name, chain in followed.items():
+        target = OutgoingChain.of(name, chain.target.family, chain.target.policy.reorg_limit,
+                                  assets)
+        if target is None:
+            continue
+        tracker = OutgoingTracker(target, store, effects, cursors, writer, clock, access)
+        work[name] = OutgoingWork(tracker, Rebroadcaster(
+            target, store, custody.store, writer, clock, access, interval))
+    return OutgoingWiring(work, access)
+
+
+def add_chain_views(
+    services: ChainServices, followed: Mapping[str, FollowedChain], engine: Engine,
+    writer: SqlWriter, clock: Clock, custody: CustodyServices, assets: AssetRegistry,
+    readers: ConfiguredChainReaders,
+) -> ChainServices:
+    """Reconciliation, chain status and the blockchain API over the followed chains.
+
+    A chain's balances are read by what its ``FollowedChain`` brings (tests: the simulator)
+    or else by the ``[chains]`` node of the same name, connected on first use.
+    """
+    ledger = SqlChainLedger(engine)
+    targets = {
+        name: ReconcileTarget(
+            chain.target.policy, chain.client,
+            chain.balances if chain.balances is not None else readers.balances_for(name),
+            chain.target.family, chain.target.network,
+            next((code for code, asset in assets.items()
+                  if asset.network == name and asset.kind is AssetKind.CRYPTO), ""),
+        )
+        for name, chain in followed.items()
+    }
+    movements = SqlOwnMovements(engine, assets, custody.network)  # payouts, sweeps, top-ups
+    reconciler = Reconciler(targets, services.store, ledger, movements,
+                            ledger, writer, clock)
+    services.monitor.add_listener(reconciler.after_poll)
+    services.reconciler = reconciler
+    services.status = ChainStatusReader(services.monitor, services.store, services.clients,
+                                        reconciler)
+    services.blockchain = BlockchainService(
+        services.store, reconciler, custody.addresses, custody.store, custody.payouts, ledger,
+        readers,
+    )
+    return services
 
 
 def build_conversion(
@@ -321,6 +549,56 @@ def build_payout_chains(node: Node, *, public_keys: PublicKeys | None = None) ->
         ChainPayoutFunding(node.custody.store, connections, public_keys),
         ChainBroadcaster(connections),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Sweeping:
+    """``dpg chain sweep``'s use cases and the chain nodes they read and send to."""
+
+    service: SweepService
+    chain: SweepChain
+
+
+def build_sweeps(node: Node, chains: PayoutChains) -> Sweeping:
+    """Sweeps over ``chains`` (from :func:`build_payout_chains`; the caller closes it).
+
+    Treasuries and gas keys come from ``[chains]``: ``chains.bitcoin.treasury_address``,
+    ``chains.evm.<name>.treasury_address`` / ``treasury_addresses`` / ``gas_source``.
+    """
+    planner = SweepPlanner(sweep_targets(node.settings, node.assets), node.custody.store,
+                           node.assets, node.custody.network)
+    service = SweepService(planner, SqlOutgoingStore(node.engine), node.custody.store,
+                           node.writer, node.ids, node.clock, node.custody.audit, node.assets)
+    access = ChainSweepAccess(chains.connections, chains.funding, chains.broadcaster,
+                              node.custody.store)
+    return Sweeping(service, access)
+
+
+def sweep_targets(settings: Settings, assets: AssetRegistry) -> dict[str, SweepTarget]:
+    """Where each configured chain's deposits are swept to (chains without one are left out).
+
+    Raises:
+        ConfigError: ``treasury_addresses`` names an asset that does not move on its chain.
+    """
+    targets: dict[str, SweepTarget] = {}
+    btc = settings.chains.bitcoin
+    if btc.treasury_address:
+        coins = [c for c, a in assets.items() if a.network == "bitcoin"]
+        targets["bitcoin"] = SweepTarget("bitcoin", "bitcoin",
+                                         dict.fromkeys(coins, btc.treasury_address),
+                                         setting="chains.bitcoin")
+    for name, evm in settings.chains.evm.items():
+        on_chain = [c for c, a in assets.items() if a.network == name]
+        treasury = dict.fromkeys(on_chain, evm.treasury_address) if evm.treasury_address else {}
+        for code, address in evm.treasury_addresses.items():
+            if code not in on_chain:
+                raise ConfigError(f"chains.evm.{name}.treasury_addresses: {code} does not "
+                                  f"move on {name}")
+            treasury[code] = address
+        if treasury:
+            targets[name] = SweepTarget(name, "evm", treasury, evm.gas_source,
+                                        f"chains.evm.{name}")
+    return targets
 
 
 # -- database administration (``dpg init``, ``dpg db``, ``dpg node start``) --------------------

@@ -85,6 +85,27 @@ class LogSettings(BaseModel):
     """``json``: one object per line (for collectors); ``console``: for people."""
 
 
+class TelemetrySettings(BaseModel):
+    """OpenTelemetry traces of API requests, off unless an OTLP endpoint is set.
+
+    Needs the ``otel`` extra (``pip install 'dpgnode[otel]'``); ``/metrics`` (Prometheus)
+    needs nothing here.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    otlp_endpoint: str = Field("", pattern=r"^(https?://\S+)?$")
+    """OTLP/HTTP traces endpoint of a collector, e.g. ``http://127.0.0.1:4318/v1/traces``.
+    Empty: no traces."""
+    otlp_headers: SecretStr | None = None
+    """Headers sent to the collector, ``name=value`` pairs separated by commas (often an API
+    key: prefer ``DPG_TELEMETRY__OTLP_HEADERS``)."""
+    service_name: str = Field("dpg-node", min_length=1, max_length=64)
+    """``service.name`` of the spans (tell nodes apart in one collector)."""
+    sample_ratio: float = Field(1.0, ge=0, le=1)
+    """Share of requests traced (1: all); a caller's sampled ``traceparent`` is followed."""
+
+
 class AssetSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -254,25 +275,87 @@ class BitcoinChainSettings(BaseModel):
     """Lowest fee rate paid, in sat/vB (decimal string; also when the node has no estimate)."""
     max_fee_rate: str = Field("500", pattern=r"^[0-9]{1,5}(\.[0-9]{1,3})?$")
     """Highest fee rate paid, in sat/vB: above it a payout waits instead of signing."""
+    confirmations: int = Field(1, ge=1, le=100)
+    """Confirmations after which a payment is credited in the ledger (BTCPay's "medium")."""
+    reorg_limit: int = Field(6, ge=1, le=100)
+    """Deepest reorganisation the watcher undoes on its own. A deeper one would rewrite
+    history the node treated as settled: it is an incident that pauses the chain instead."""
+    poll_interval_seconds: float = Field(2.0, gt=0, le=600)
+    """How often the watcher asks the node for its tip (ZMQ, when set, wakes it earlier)."""
+    zmq_url: str = Field("", pattern=r"^((tcp|ipc)://\S+)?$")
+    """Where the node publishes ZMQ notifications (``-zmqpubhashblock`` / ``-zmqpubrawtx``,
+    e.g. ``tcp://127.0.0.1:28332``): they wake the watcher before its poll interval. Empty:
+    polling only."""
+    treasury_address: str = Field("", pattern=r"^[A-Za-z0-9]{0,90}$")
+    """Where ``dpg chain sweep bitcoin`` sends the confirmed outputs of the node's deposit
+    addresses (an address of the chain's network, e.g. a cold wallet's; checked when
+    sweeping). Empty: Bitcoin deposits are not swept."""
 
 
 class EvmChainSettings(BaseModel):
-    """One EVM chain's node (``[chains.evm.ethereum]``), named as assets name their network."""
+    """One EVM chain's node (``[chains.evm.ethereum]``), named as assets name their network.
+
+    Chains of the built-in registry (``config/chains.toml``: ethereum, polygon, bsc) take
+    every field left empty here from it (chain id, native asset, token contracts, endpoints,
+    confirmation policy); a field set here wins. Another chain needs ``chain_id`` and an RPC
+    URL. With a ``chain_id`` other than the registry's (a testnet or a dev node under that
+    name), the registry's endpoints and token contracts are not used.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    rpc_url: SecretStr
-    """JSON-RPC endpoint; a secret because hosted providers put their API key in it."""
-    chain_id: int = Field(ge=1)
-    """Chain id the node must serve (1 Ethereum, 137 Polygon, 56 BNB Chain, 31337 anvil)."""
+    rpc_url: SecretStr | None = None
+    """JSON-RPC endpoint; a secret because hosted providers put their API key in it. Empty:
+    the first of ``rpc_urls``, else the registry's public endpoints."""
+    rpc_urls: list[SecretStr] = []
+    """More endpoints, tried in order when ``rpc_url`` is down, rate limited or untrusted
+    (a head going backwards, missing blocks, blocks that do not link, another chain id)."""
+    chain_id: int | None = Field(None, ge=1)
+    """Chain id the node must serve (1 Ethereum, 137 Polygon, 56 BNB Chain, 31337 anvil).
+    Empty: the registry's."""
+    native_asset: str | None = None
+    """Asset code of the chain's coin (``ETH``). Empty: the registry's, else the one coin
+    asset whose network is this chain."""
     tokens: dict[str, Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]] = {}
-    """ERC-20 contract per asset code on this chain (``"USDT-ETH" = "0xdAC1..."``)."""
+    """ERC-20 contract per asset code on this chain (``"USDT-ETH" = "0xdAC1..."``), added
+    to (or replacing) the registry's."""
+    confirmations: Annotated[int, Field(ge=1, le=10_000)] | Literal["finalized", "safe"] | None = (
+        None
+    )
+    """Depth at which a payment is credited (1: in a block), or ``"finalized"`` / ``"safe"``:
+    at or below the block the chain's node tags so. Empty: the registry's (else 12)."""
+    reorg_limit: int | None = Field(None, ge=1, le=10_000)
+    """Deepest reorganisation the watcher undoes on its own; deeper pauses the chain as an
+    incident. Empty: the registry's (else 64)."""
+    block_time_seconds: float | None = Field(None, gt=0, le=3600)
+    """Target block interval. Empty: the registry's (else 12)."""
+    poll_interval_seconds: float | None = Field(None, gt=0, le=600)
+    """How often the watcher asks for the head. Empty: the registry's (else a third of the
+    block time, at least 1 s)."""
+    log_range: int | None = Field(None, ge=1, le=100_000)
+    """Most blocks one ``eth_getLogs`` request covers (halved while a provider refuses the
+    size). Empty: the registry's (else 100)."""
+    rate_limit_retries: int = Field(3, ge=0, le=10)
+    """Retries, with exponential backoff, of a call an endpoint refused as rate limited
+    (HTTP 429) before the next endpoint is tried."""
+    endpoint_cooldown_seconds: float = Field(30.0, gt=0, le=3600)
+    """How long an endpoint that failed or misbehaved is left aside (doubling with each
+    failure in a row, up to ten times this)."""
     timeout_seconds: float = Field(30.0, gt=0, le=600)
     """Longest wait for one RPC answer."""
     gas_margin_percent: int = Field(25, ge=0, le=500)
     """Added to the gas estimate (unused gas is refunded; too little fails the transfer)."""
     max_fee_per_gas_gwei: str | None = Field(None, pattern=r"^[0-9]{1,12}(\.[0-9]{1,9})?$")
     """Highest max fee per gas, in gwei (decimal string); empty: no ceiling."""
+    treasury_address: str = Field("", pattern=r"^(0x[0-9a-fA-F]{40})?$")
+    """Where ``dpg chain sweep`` sends this chain's deposits (its coin and its tokens).
+    Empty: the chain is not swept, unless ``treasury_addresses`` names its asset."""
+    treasury_addresses: dict[str, Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]] = {}
+    """Treasury per asset code, winning over ``treasury_address``
+    (``"USDT-ETH" = "0x..."``)."""
+    gas_source: str = Field("", pattern=r"^(hot:\S{1,136})?$")
+    """The HSM hot key (``hot:<label>``) that sends gas to a deposit address before its
+    tokens are swept. Empty: token sweeps use only the gas already at the address."""
 
 
 class ChainsSettings(BaseModel):
@@ -284,6 +367,60 @@ class ChainsSettings(BaseModel):
     """The Bitcoin node (``[chains.bitcoin]``)."""
     evm: dict[str, EvmChainSettings] = {}
     """EVM nodes by network name (``ethereum``, ``polygon``, ``bsc``, as in the assets)."""
+    rebroadcast_minutes: float = Field(10.0, gt=0, le=1440)
+    """How often the node re-sends its own broadcast transactions (payouts, sweeps) that no
+    block has mined yet: the same signed bytes, so a node that has them changes nothing."""
+
+
+class BackupSettings(BaseModel):
+    """Encrypted backups: the schedule, where they go, how many are kept, the key.
+
+    The key never is a setting: a passphrase comes from ``passphrase_file`` (mode 0600) or
+    the variable named by ``passphrase_env``; an HSM key stays in the HSM, and the node holds
+    only its public half (``dpg backup key create`` writes it), enough to encrypt.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    interval_minutes: int = Field(15, ge=0, le=7 * 24 * 60)
+    """Minutes between scheduled backups the node makes while it runs; 0 turns them off
+    (with several node processes, leave it on in one only)."""
+    directory: Path | None = None
+    """Where backups are written and listed. Empty: DATA_DIR/backups. Prefer another disk."""
+    keep_hourly: int = Field(24, ge=0, le=100_000)
+    """Keep the newest backup of each of this many most recent hours that have one."""
+    keep_daily: int = Field(7, ge=0, le=100_000)
+    """Keep the newest backup of each of this many most recent days (UTC) that have one."""
+    keep_weekly: int = Field(8, ge=0, le=100_000)
+    """Keep the newest backup of each of this many most recent ISO weeks that have one."""
+    key_source: Literal["passphrase", "hsm"] = "passphrase"
+    """``passphrase``: a key derived (scrypt) from the operator's passphrase; ``hsm``: an
+    HSM-held P-256 key pair (``dpg backup key create``); restores then need the HSM."""
+    passphrase_file: Path | None = None
+    """File holding the backup passphrase (mode 0600); wins over ``passphrase_env``."""
+    passphrase_env: str = Field("DPG_BACKUP_PASSPHRASE", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Environment variable holding the backup passphrase."""
+    hsm_key_label: str = Field("dpg-backup-1", pattern=r"^[A-Za-z0-9][A-Za-z0-9:._/+-]{0,63}$")
+    """Label of the HSM key pair backups are encrypted to (``key_source = "hsm"``)."""
+    hsm_public_key: Path | None = None
+    """PEM file of that key's public half. Empty: DATA_DIR/backup-key.pem."""
+    verify: bool = True
+    """Check each new backup before keeping it: integrity check and ledger verification of
+    the copy, then a read-back of the encrypted file."""
+
+
+class DoctorSettings(BaseModel):
+    """What ``dpg doctor`` compares against."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    time_url: str = ""
+    """HTTPS URL whose ``Date`` header is a time reference for the clock check (1 s
+    resolution). Empty: only PostgreSQL's clock is compared, when the database is one."""
+    max_clock_skew_seconds: float = Field(5.0, gt=0, le=3600)
+    """Largest clock difference accepted, beyond the measurement's own uncertainty."""
+    min_free_disk_mb: int = Field(1024, ge=0)
+    """Least free space wanted on the data and backup disks, beyond room for one backup."""
 
 
 class Settings(BaseSettings):
@@ -303,6 +440,8 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = LedgerSettings()
     api: ApiSettings = ApiSettings()
     log: LogSettings = LogSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    """OpenTelemetry traces (off unless ``otlp_endpoint`` is set)."""
     conversion: ConversionSettings = ConversionSettings()
     """Asset conversion: terms, quote lifetime, rate sources, limits' reference currency."""
     hsm: HsmSettings = HsmSettings()
@@ -313,6 +452,10 @@ class Settings(BaseSettings):
     """The exchange: pairs definition, fee collector, order expiry."""
     chains: ChainsSettings = ChainsSettings()
     """Chain nodes that fund and broadcast payouts (empty: none; payouts cannot be signed)."""
+    backup: BackupSettings = BackupSettings()
+    """Scheduled encrypted backups, retention and the backup key's source."""
+    doctor: DoctorSettings = DoctorSettings()
+    """Thresholds and time reference of ``dpg doctor``."""
     assets: list[AssetSettings] = []
     """Assets added to the built-in registry (``[[assets]]`` tables)."""
 

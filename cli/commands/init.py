@@ -14,16 +14,19 @@ import typer
 from pydantic import BaseModel
 
 from dpgnode.errors import ConfigError
-from dpgnode.node import upgrade_schema
+from dpgnode.node import DevChains, upgrade_schema
 from dpgnode.settings import (
     ApiSettings,
+    BackupSettings,
     ChainsSettings,
     ConversionSettings,
     CustodySettings,
     DatabaseSettings,
+    DoctorSettings,
     HsmSettings,
     LedgerSettings,
     LogSettings,
+    TelemetrySettings,
     TradingSettings,
     default_data_dir,
     semantic_problems,
@@ -39,25 +42,36 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "api": ApiSettings,
     "ledger": LedgerSettings,
     "log": LogSettings,
+    "telemetry": TelemetrySettings,
     "hsm": HsmSettings,
     "custody": CustodySettings,
     "trading": TradingSettings,
     "conversion": ConversionSettings,
     "chains": ChainsSettings,
+    "backup": BackupSettings,
+    "doctor": DoctorSettings,
 }
 # Examples shown for settings whose default is empty, so the commented line teaches the form.
 _EXAMPLES: dict[tuple[str, str], str] = {
     ("database", "url"): '"postgresql+psycopg://dpg@localhost/dpg"',
+    ("telemetry", "otlp_endpoint"): '"http://127.0.0.1:4318/v1/traces"',
     ("hsm", "pin_file"): '"/etc/dpg/hsm.pin"',
     ("hsm", "softhsm2_conf"): '"/srv/dpg/hsm/softhsm2.conf"',
     ("trading", "pairs_file"): '"/srv/dpg/pairs.toml"',
     ("chains", "bitcoin"): '{ rpc_url = "http://127.0.0.1:8332", rpc_user = "dpg" }',
     ("chains", "evm"): '{ ethereum = { rpc_url = "http://127.0.0.1:8545", chain_id = 1 } }',
+    ("backup", "directory"): '"/mnt/backups/dpg"',
+    ("backup", "passphrase_file"): '"/etc/dpg/backup.passphrase"',
+    ("backup", "hsm_public_key"): '"/srv/dpg/backup-key.pem"',
+    ("doctor", "time_url"): '"https://www.example.org/"',
 }
 _FLAG_NAMES = {
     ("database", "url"): "--database-url",
     ("api", "host"): "--api-host",
     ("api", "port"): "--api-port",
+    ("custody", "network"): "--dev",
+    ("chains", "bitcoin"): "--dev",
+    ("chains", "evm"): "--dev",
 }
 _HEADER = """\
 # DPG node configuration, written by `dpg init`.
@@ -107,6 +121,14 @@ def init(
         bool,
         typer.Option("--force", help="Rewrite an existing configuration file from the flags."),
     ] = False,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="Configure for the local development chains (`dpg dev chains up`): custody "
+            "on regtest, Bitcoin Knots and anvil as the chain nodes. Never for real money.",
+        ),
+    ] = False,
 ) -> None:
     """Set up a data directory: the directory (mode 0700), dpg.toml and the database.
 
@@ -117,6 +139,7 @@ def init(
     ```
     dpg init
     dpg init --data-dir /srv/dpg --api-host 0.0.0.0 --api-port 8080
+    dpg init --dev
     DPG_DATABASE__URL=postgresql+psycopg://dpg:secret@db/dpg dpg init
     ```
     """
@@ -128,13 +151,7 @@ def init(
     directory = shared.resolved_data_dir()
     config_file = shared.config_path()
     created_dir = _make_data_dir(directory)
-    flags: dict[str, dict[str, Any]] = {"database": {}, "api": {}}
-    if database_url is not None:
-        flags["database"]["url"] = database_url
-    if api_host is not None:
-        flags["api"]["host"] = api_host
-    if api_port is not None:
-        flags["api"]["port"] = api_port
+    flags = _flags(directory, database_url, api_host, api_port, dev=dev)
     wrote_config = _write_config(ctx, config_file, flags, force)
     current = load_cli_settings(ctx)
     problems = semantic_problems(current)
@@ -158,6 +175,23 @@ def init(
     elsewhere = directory != default_data_dir().expanduser().resolve()
     start = f"dpg --data-dir {directory} node start" if elsewhere else "dpg node start"
     output.result(f"Node initialised in {directory}. Start it with: {start}")
+
+
+def _flags(
+    directory: Path, database_url: str | None, api_host: str | None, api_port: int | None,
+    *, dev: bool,
+) -> dict[str, dict[str, Any]]:
+    """The settings the flags ask ``dpg.toml`` to hold."""
+    flags: dict[str, dict[str, Any]] = {"database": {}, "api": {}}
+    if database_url is not None:
+        flags["database"]["url"] = database_url
+    if api_host is not None:
+        flags["api"]["host"] = api_host
+    if api_port is not None:
+        flags["api"]["port"] = api_port
+    if dev:
+        flags.update(DevChains(directory).settings())
+    return flags
 
 
 def _check_database_url(url: str) -> None:
@@ -200,7 +234,8 @@ def _write_config(
     ctx: typer.Context, path: Path, flags: dict[str, dict[str, Any]], force: bool
 ) -> bool:
     """Write dpg.toml unless it exists (or ``force``); never leaves an invalid file behind."""
-    given = [_FLAG_NAMES[(section, key)] for section in flags for key in flags[section]]
+    given = list(dict.fromkeys(
+        _FLAG_NAMES[(section, key)] for section in flags for key in flags[section]))
     if path.exists() and not force:
         if given:
             output.warn(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from dpgnode.errors import ConfigError
-from dpgnode.node import schema_status
+from dpgnode.errors import ConfigError, UnavailableError
+from dpgnode.node import DevChains, schema_status
 from dpgnode.settings import semantic_problems
 
+from .. import output
 from ..state import ServeSpec, require_database, settings, state
 from . import group
 
@@ -33,6 +35,14 @@ def start(
             "--workers", min=1, max=64, help="HTTP worker processes (overrides api.workers)."
         ),
     ] = None,
+    dev_chains: Annotated[
+        bool,
+        typer.Option(
+            "--dev-chains",
+            help="Start the development chains first (`dpg dev chains up`); a chain that is "
+            "not installed is reported and left out.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API (granian) in the foreground until interrupted.
 
@@ -43,6 +53,7 @@ def start(
     ```
     dpg node start
     dpg node start --host 0.0.0.0 --port 8080 --workers 4
+    dpg node start --dev-chains
     ```
     """
     api: dict[str, Any] = {
@@ -62,6 +73,8 @@ def start(
             f"{status.head}: run `dpg db upgrade` first"
         )
     shared = state(ctx)
+    if dev_chains:
+        _start_dev_chains(current.data_dir)
     shared.launcher(
         ServeSpec(
             host=current.api.host,
@@ -72,3 +85,14 @@ def start(
             log_level=current.log.level,
         )
     )
+
+
+def _start_dev_chains(data_dir: Path) -> None:
+    dev = DevChains(data_dir)
+    for name, start in (("bitcoin", dev.start_bitcoin), ("anvil", dev.start_anvil)):
+        try:
+            chain = start()
+        except (ConfigError, UnavailableError) as exc:
+            output.warn(f"development chain {name} not started: {exc.message}")
+            continue
+        output.info(f"development chain {name}: running (pid {chain.pid}) at {chain.url}")

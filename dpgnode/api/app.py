@@ -2,11 +2,12 @@
 
 Serve with ``granian --interface asgi --factory dpgnode.api.app:app_from_env`` (``dpg node
 start`` does). Everything lives under ``/api/v1``; the OpenAPI document is at
-``/api/v1/openapi.json`` and a browsable UI at ``/api/v1/docs``.
+``/api/v1/openapi.json`` and a browsable UI at ``/api/v1/docs``. Only Prometheus'
+``/metrics`` is outside it (and outside the document).
 
-Each request passes, outermost first: request id and access log -> identification of the
-API key -> rate limit -> ``Idempotency-Key`` -> the policy guard -> the handler. Errors
-from any of them become problem documents in ``dpgnode.api.errors``.
+Each request passes, outermost first: request id, access log and request metrics ->
+identification of the API key -> rate limit -> ``Idempotency-Key`` -> the policy guard ->
+the handler. Errors from any of them become problem documents in ``dpgnode.api.errors``.
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ from dpgnode.api.idempotency import IdempotencyMiddleware
 from dpgnode.api.policy import policy_guard, public
 from dpgnode.api.ratelimit import RateLimitMiddleware
 from dpgnode.api.routes import api_keys, ledger, server, stores, trading_ws
+from dpgnode.api.routes import blockchain as blockchain_routes
 from dpgnode.api.routes import conversion as conversion_routes
+from dpgnode.api.routes import custody as custody_routes
+from dpgnode.api.routes import events as event_routes
+from dpgnode.api.routes import metrics as metrics_routes
 from dpgnode.api.routes import trading as trading_routes
+from dpgnode.api.routes import trading_admin as trading_admin_routes
 from dpgnode.api.routes import wallets as wallet_routes
+from dpgnode.api.tracing import tracing_plugins
 from dpgnode.logging import configure_logging
 from dpgnode.node import Node, build_node
 from dpgnode.settings import load_settings
@@ -82,11 +89,14 @@ def create_app(node: Node, *, on_shutdown: Sequence[Callable[[], None]] = ()) ->
                     *conversion_routes.ROUTES,
                     *wallet_routes.ROUTES,
                     *trading_routes.ROUTES, trading_ws.trading_feed,
+                    *trading_admin_routes.ROUTES, *custody_routes.ROUTES, *event_routes.ROUTES,
+                    *blockchain_routes.ROUTES,
                 ],
-            )
+            ),
+            *metrics_routes.ROUTES,  # /metrics, outside the API prefix (Prometheus' default)
         ],
         middleware=[
-            RequestContextMiddleware,
+            DefineMiddleware(RequestContextMiddleware, metrics=node.metrics),
             DefineMiddleware(AuthMiddleware, access=node.access),
             DefineMiddleware(
                 RateLimitMiddleware, clock=node.clock,
@@ -107,6 +117,7 @@ def create_app(node: Node, *, on_shutdown: Sequence[Callable[[], None]] = ()) ->
         state=State({"node": node}),
         on_shutdown=list(on_shutdown),
         lifespan=[trading_ws.feed_lifespan],
+        plugins=tracing_plugins(node),
         logging_config=None,
         debug=False,
     )

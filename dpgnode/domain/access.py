@@ -32,6 +32,25 @@ TRADING_TRADE = "dpg.trading.trade"
 CONVERSION_LIMITS_MANAGE = "dpg.conversion.limits.manage"
 """Operators: read any user's conversion limits and set them (users convert with the
 trading permissions bound to them)."""
+TRADING_MANAGE = "dpg.trading.manage"
+"""Operators: halt and resume trading pairs (implies viewing market data)."""
+CUSTODY_VIEW = "dpg.custody.view"
+"""Admins: the payout queue with the policy that applies, and address pools' gaps."""
+CUSTODY_APPROVE = "dpg.custody.approve"
+"""Admins: approve or reject payouts, as the operator whose token comes with the request
+(implies viewing custody)."""
+EVENTS_VIEW = "dpg.events.view"
+"""Admins: read the node's event stream (the outbox) and its relay's progress."""
+METRICS_VIEW = "dpg.metrics.view"
+"""Monitoring: scrape ``/metrics`` (Prometheus) and nothing else; give it its own key."""
+BLOCKCHAIN_VIEW = "dpg.blockchain.view"
+"""``/api/v1/blockchain``: issued addresses' balances (ledger and chain), transactions the
+node knows, fee estimates, chain incidents."""
+BLOCKCHAIN_ADDRESSES = "dpg.blockchain.addresses"
+"""``/api/v1/blockchain``: issue receiving addresses of key accounts (implies viewing)."""
+BLOCKCHAIN_SEND = "dpg.blockchain.send"
+"""``/api/v1/blockchain``: request payouts, as the operator whose token comes with the
+request; an operator approves them where the signer is (implies viewing)."""
 
 STORE_PERMISSIONS: frozenset[str] = frozenset(
     {
@@ -62,6 +81,14 @@ SERVER_PERMISSIONS: frozenset[str] = frozenset(
         LEDGER_VIEW,
         LEDGER_POST,
         CONVERSION_LIMITS_MANAGE,
+        TRADING_MANAGE,
+        CUSTODY_VIEW,
+        CUSTODY_APPROVE,
+        EVENTS_VIEW,
+        METRICS_VIEW,
+        BLOCKCHAIN_VIEW,
+        BLOCKCHAIN_ADDRESSES,
+        BLOCKCHAIN_SEND,
         "btcpay.user.canviewprofile",
         "btcpay.user.canmodifyprofile",
     }
@@ -82,6 +109,10 @@ _IMPLIES: dict[str, frozenset[str]] = {
     WALLETS_TRANSFER: frozenset({WALLETS_VIEW}),
     TRADING_TRADE: frozenset({TRADING_VIEW}),
     CONVERSION_LIMITS_MANAGE: frozenset({TRADING_VIEW}),
+    TRADING_MANAGE: frozenset({TRADING_VIEW}),
+    CUSTODY_APPROVE: frozenset({CUSTODY_VIEW}),
+    BLOCKCHAIN_ADDRESSES: frozenset({BLOCKCHAIN_VIEW}),
+    BLOCKCHAIN_SEND: frozenset({BLOCKCHAIN_VIEW}),
     STORE_MODIFY: STORE_PERMISSIONS,
     "btcpay.store.canmodifyinvoices": frozenset(
         {"btcpay.store.canviewinvoices", "btcpay.store.cancreateinvoice"}

@@ -275,8 +275,17 @@ custody_payouts = Table(
     Column("failure", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # On chain (migration 0007): fee, conflict keys, block, conflict, last send.
+    Column("fee_units", BigUnits, nullable=True),
+    Column("spends", Text, nullable=False, server_default=""),
+    Column("block_height", BigInteger, nullable=True),
+    Column("block_hash", String(80), nullable=True),
+    Column("conflict_txid", String(80), nullable=True),
+    Column("conflict_height", BigInteger, nullable=True),
+    Column("sent_at", UtcDateTime, nullable=True),
     Index("ix_custody_payouts_asset_created", "asset", "created_at"),
     Index("ix_custody_payouts_status", "status"),
+    Index("ix_custody_payouts_txid", "txid"),
 )
 
 custody_approvals = Table(
@@ -549,4 +558,49 @@ chain_incidents = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("resolved_at", UtcDateTime, nullable=True),
     Index("ix_chain_incidents_chain", "chain", "resolved_at"),
+)
+
+# -- sweeps: deposits moved to the treasury, and gas top-ups (migration 0007) ---------------
+# Owned by dpgnode/adapters/storage/outgoing.py.
+
+chain_sweeps = Table(
+    "chain_sweeps",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("batch_id", String(40), nullable=False),
+    Column("chain", String(40), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("to_address", String(128), nullable=False),
+    Column("units", BigUnits, nullable=False),
+    Column("fee_asset", String(32), nullable=False),
+    Column("fee_units", BigUnits, nullable=True),
+    Column("txid", String(80), nullable=False),
+    Column("raw_tx", Text, nullable=False),
+    Column("spends", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("block_height", BigInteger, nullable=True),
+    Column("block_hash", String(80), nullable=True),
+    Column("conflict_txid", String(80), nullable=True),
+    Column("conflict_height", BigInteger, nullable=True),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("failure", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("chain", "txid", name="uq_chain_sweeps_chain_txid"),
+    Index("ix_chain_sweeps_status", "chain", "status"),
+    Index("ix_chain_sweeps_txid", "txid"),
+    Index("ix_chain_sweeps_to", "to_address"),
+)
+
+chain_sweep_inputs = Table(
+    "chain_sweep_inputs",
+    metadata,
+    Column("sweep_id", String(40), ForeignKey("chain_sweeps.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("address", String(128), nullable=False),
+    Column("units", BigUnits, nullable=False),
+    Column("key_id", String(160), nullable=False),
+    Column("outpoint", String(100), nullable=False),
+    Index("ix_chain_sweep_inputs_address", "address"),
 )

@@ -85,6 +85,8 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[Api], Request], tuple[int, ...]]] 
         (401, 403, 403, 403, 201, 401)),
     ("GET", "/api/v1/ledger/verify"): (
         lambda a: ("/api/v1/ledger/verify", None), (401, 403, 403, 200, 200, 401)),
+    # Prometheus scrape: dpg.metrics.view only (test_metrics_api: a key with just that scope).
+    ("GET", "/metrics"): (lambda a: ("/metrics", None), (401, 403, 403, 403, 200, 401)),
 }
 
 
@@ -138,12 +140,17 @@ class TestEveryRouteDeclaresAPolicy:
         # Each area keeps its own matrix (its own callers: user-bound keys, managers); together
         # they must cover every route, so a new route cannot ship without its row.
         from tests.unit.api import test_conversion_api, test_trading_policies
+        from tests.unit.api.test_operator_policies import OPERATOR_MATRIX
         from tests.unit.api.test_wallets_policies import WALLET_MATRIX
 
         covered = set(MATRIX) | set(WALLET_MATRIX) | set(test_trading_policies.MATRIX)
+        covered |= set(OPERATOR_MATRIX)
         covered |= {
             (method, f"/api/v1/conversion{path}") for method, path in test_conversion_api.MATRIX
         }
+        from tests.unit.api.test_blockchain_api import BLOCKCHAIN_MATRIX
+
+        covered |= set(BLOCKCHAIN_MATRIX)
         # The trading feed's handshake has its own test (test_trading_policies).
         covered.add(("ScopeType.WEBSOCKET", "/api/v1/trading/ws"))
         assert operations == covered
