@@ -93,6 +93,15 @@ def exists(session: pkcs11.Session, label: str) -> bool:
     return True
 
 
+def is_backup_key(session: pkcs11.Session, label: str) -> bool:
+    """Whether ``label`` names a P-256 backup key pair (a hot key of another curve is not)."""
+    try:
+        _pair(session, label)
+    except (NotFoundError, ValidationError):
+        return False
+    return True
+
+
 def public_der(session: pkcs11.Session, label: str) -> bytes:
     """The backup key's public half (SubjectPublicKeyInfo DER)."""
     return bytes(encode_ec_public_key(_pair(session, label)[1]))

@@ -280,7 +280,7 @@ class Pkcs11Signer:
         def read(session: pkcs11.Session) -> dict[str, bool]:
             if label in objects.list_keks(session):
                 return objects.protection(self._kek(session, label))
-            if backup_key.exists(session, label):
+            if backup_key.is_backup_key(session, label):
                 return objects.protection(backup_key.private_key(session, label))
             return objects.protection(self._hot_key(session, label)[0])
 
