@@ -52,9 +52,11 @@ from dpgnode.adapters.storage.writer import SqlWriter
 from dpgnode.adapters.system import SystemClock, Uuid7Ids
 from dpgnode.adapters.telemetry import Tracing, build_tracing
 from dpgnode.adapters.worker import PeriodicWorker
+from dpgnode.domain.chains.cursor import IncidentKind
 from dpgnode.domain.conversion.pricing import Terms
 from dpgnode.domain.conversion.rates import RateRules
 from dpgnode.domain.custody.networks import Network
+from dpgnode.domain.doctor import Finding, Status
 from dpgnode.domain.money import AssetKind, AssetRegistry
 from dpgnode.errors import ConfigError, DpgError
 from dpgnode.maintenance.schedule import TICK_SECONDS as BACKUP_TICK_SECONDS
@@ -644,3 +646,52 @@ def check_database(settings: Settings) -> migrate.DbCheck:
         return migrate.check(engine)
     finally:
         engine.dispose()
+
+
+# -- dpg doctor: the chain watchers' state ------------------------------------------------------
+
+_DOCTOR_LAG_WARN = 6
+"""Blocks behind the node's tip after which doctor warns that the watcher is not keeping up."""
+
+
+def chain_sync_findings(settings: Settings) -> list[Finding]:
+    """Per followed chain: is the watcher running, caught up, paused by an incident?
+
+    Reads the watchers' cursors and open incidents from the database and asks each chain's
+    node for its tip; a node that does not answer is a failure naming the setting.
+    """
+    node = build_node(settings)
+    try:
+        chains = node.chains.monitor.chains
+        if not chains:
+            return [Finding("chain sync", Status.SKIP, "no chain is configured ([chains])")]
+        return [_chain_sync(node, chain) for chain in chains]
+    finally:
+        node.close()
+
+
+def _chain_sync(node: Node, chain: str) -> Finding:
+    check = f"chain sync {chain}"
+    cursor = node.chains.store.cursor(chain)
+    if cursor is not None and cursor.is_paused:
+        return Finding(check, Status.FAIL, f"paused: {cursor.paused}",
+                       f"look at `dpg chain incidents {chain}`, then `dpg chain resume {chain}`")
+    try:
+        tip = node.chains.clients[chain].tip()
+    except DpgError as exc:
+        return Finding(check, Status.FAIL, f"the chain's node does not answer: {exc.message}",
+                       f"check [chains] for {chain} and that its node runs")
+    if cursor is None:
+        return Finding(check, Status.WARN, f"the watcher has not started (node at {tip.height})",
+                       "start the node: `dpg node start`")
+    lag = max(0, tip.height - cursor.height)
+    mismatches = [i for i in node.chains.store.incidents(chain)
+                  if i.kind is IncidentKind.RECONCILIATION_MISMATCH]
+    if mismatches:
+        return Finding(check, Status.WARN,
+                       f"ledger and chain disagree ({len(mismatches)} open mismatch)",
+                       f"`dpg chain reconcile {chain}` shows the addresses")
+    if lag > _DOCTOR_LAG_WARN:
+        return Finding(check, Status.WARN, f"{lag} blocks behind the node (at {tip.height})",
+                       "is `dpg node start` running? `dpg chain status` shows its health")
+    return Finding(check, Status.OK, f"at {cursor.height}, node at {tip.height} (lag {lag})")

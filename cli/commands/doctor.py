@@ -10,6 +10,7 @@ from rich.text import Text
 
 from dpgnode.domain.doctor import Finding, Status, worst
 from dpgnode.maintenance.doctor import DoctorHooks, run_doctor
+from dpgnode.node import chain_sync_findings
 from dpgnode.settings import Settings
 
 from .. import output
@@ -80,7 +81,8 @@ def doctor(
     dpg doctor --full --json
     ```
     """
-    findings = run_doctor(lambda: settings(ctx), DoctorHooks(hsm=hsm_probe), full=full)
+    hooks = DoctorHooks(hsm=hsm_probe, chain_sync=chain_sync_findings)
+    findings = run_doctor(lambda: settings(ctx), hooks, full=full)
     verdict = worst(findings)
     if as_json:
         output.emit_json({"status": str(verdict), "findings": [f.as_dict() for f in findings]})

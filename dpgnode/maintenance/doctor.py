@@ -51,8 +51,8 @@ class DoctorHooks:
     hsm: Probe | None = None
     """The HSM: token present, PIN source usable (the CLI builds it on dpgnode.signer)."""
     chain_sync: Probe | None = None
-    """HOOK for the chain watcher's status (sync and lag per followed chain): to be wired by
-    the watcher; until then doctor checks connectivity and height only."""
+    """The chain watchers' state per followed chain (``dpgnode.node.chain_sync_findings``):
+    started, caught up, paused by an incident, ledger and chain in agreement."""
     webhooks: Probe | None = None
     """HOOK for merchant webhook delivery health (issue #5: failing endpoints, queue age)."""
 

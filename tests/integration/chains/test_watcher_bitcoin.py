@@ -27,8 +27,9 @@ import pytest
 from dpgnode.domain.chains.payments import PaymentStatus
 from dpgnode.domain.custody.networks import Network
 from dpgnode.domain.custody.wallet import CHANGE_BRANCH, IssuedAddress
+from dpgnode.domain.doctor import Status
 from dpgnode.domain.ledger import AccountRef
-from dpgnode.node import build_payout_chains
+from dpgnode.node import build_payout_chains, chain_sync_findings
 from dpgnode.services.custody.payouts import PayoutRequest
 from tests.support.bitcoind_driver import (
     FUNDER,
@@ -435,3 +436,23 @@ def test_change_of_the_nodes_own_payout_is_not_a_deposit(
     assert [p.key for p in node.chains.store.payments(CHAIN)] == [deposit_key]
     assert rig.balance(UNASSIGNED) == 0  # the change address has no owner: nothing credited
     assert node.verify_ledger().ok
+
+
+# -- dpg doctor reads the watcher's state ------------------------------------------------------
+
+
+def test_doctor_reports_a_caught_up_watcher_then_a_paused_chain(
+    open_rig: OpenRig, driver: BitcoindDriver
+) -> None:
+    rig = open_rig(reorg_limit=2)
+    [finding] = chain_sync_findings(rig.settings)
+    assert (finding.check, finding.status) == ("chain sync bitcoin", Status.OK)
+
+    txid = driver.pay(rig.address(), UNITS)
+    driver.mine(3)
+    rig.poll()
+    driver.reorg(3, drop=[txid])  # deeper than the limit of 2: the watcher pauses
+    rig.poll()
+    [paused] = chain_sync_findings(rig.settings)
+    assert paused.status is Status.FAIL
+    assert "dpg chain resume" in paused.fix
