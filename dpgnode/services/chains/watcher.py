@@ -561,6 +561,8 @@ class ChainWatcher:
                        gone_means_lost: bool) -> None:
         now = self._clock.now()
         paying = [t for t in view.transactions if t.transfers]
+        if not paying and not self._has_open_payments():
+            return  # nothing to record or re-evaluate: no writer command for an idle chain
 
         def command(tx: Tx) -> None:
             current = self._store.cursor_in(tx, self.chain)
@@ -571,6 +573,11 @@ class ChainWatcher:
                                    present=view.txids if gone_means_lost else None)
 
         self._writer.run(command)
+
+    def _has_open_payments(self) -> bool:
+        """Whether a pending or unaccounted payment could change with the mempool."""
+        return any(self._store.payments(self.chain, status=status, limit=1)
+                   for status in _MEMPOOL_CANDIDATES)
 
     # -- helpers ----------------------------------------------------------------------------------
 
