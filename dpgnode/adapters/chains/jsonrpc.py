@@ -134,23 +134,7 @@ class JsonRpcEndpoint:
         """The ``result`` of ``method(*params)``; see the module docstring for the errors."""
         body = {"jsonrpc": self._version, "id": next(_IDS), "method": method,
                 "params": list(params)}
-        try:
-            response = self._client.post(
-                self._url,
-                content=json.dumps(body, default=_exact),
-                headers=self._headers(),
-                timeout=timeout if timeout is not None else self._timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise UnavailableError(
-                f"{self.name} did not answer {method} in time ({type(exc).__name__})",
-                retry_after=5,
-            ) from exc
-        except httpx.TransportError as exc:
-            raise UnavailableError(
-                f"{self.name} cannot be reached ({type(exc).__name__})", retry_after=5
-            ) from exc
-        return self._result(method, response)
+        return self._result(method, self._send(method, body, timeout))
 
     def call_many(
         self, method: str, params: Sequence[Sequence[Any]], *, timeout: float | None = None
