@@ -19,7 +19,7 @@ the node treated as settled, so it is an incident that pauses the chain (RELIABI
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -257,3 +257,50 @@ def descendants(payments: Iterable[Payment], lost_txids: set[str]) -> dict[str, 
                     changed = True
                     break
     return found
+
+
+def beaten(
+    candidates: Sequence[Payment], spent: Mapping[str, str], present: frozenset[str] | None
+) -> dict[str, str]:
+    """Payment key -> what beat it.
+
+    A conflicting transaction, or (with a complete mempool) the cause named for a
+    transaction that vanished from it.
+    """
+    found = conflicts(candidates, spent)
+    if present is not None:
+        for payment in candidates:
+            if payment.key not in found and payment.txid not in present:
+                found[payment.key] = vanished_because(payment)
+    return found
+
+
+def vanished_because(payment: Payment) -> str:
+    """The conflict named for a payment gone from the mempool without a visible one.
+
+    Its unconfirmed parent when it spent one (the usual cause: the parent was replaced),
+    else the payment's own transaction.
+    """
+    for spend in payment.spends:
+        parent = spend.rpartition(":")[0]
+        if parent:
+            return parent
+    return payment.txid
+
+
+def payment_payload(
+    payment: Payment, our_height: int | None = None
+) -> dict[str, str | int | None]:
+    """What events and the API say about a payment (amounts as decimal strings of units)."""
+    payload: dict[str, str | int | None] = {
+        "chain": payment.chain, "paymentKey": payment.key, "txid": payment.txid,
+        "address": payment.address, "asset": payment.asset, "units": str(payment.units),
+        "owner": payment.owner, "reference": payment.reference, "status": str(payment.status),
+        "blockHeight": None if payment.block is None else payment.block.height,
+        "blockHash": None if payment.block is None else payment.block.hash,
+        "conflictTxid": payment.conflict_txid,
+    }
+    if our_height is not None and payment.block is not None:
+        payload["confirmations"] = our_height - payment.block.height + 1
+    return payload
+

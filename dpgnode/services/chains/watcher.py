@@ -35,13 +35,14 @@ from dpgnode.domain.chains.payments import (
     Payment,
     PaymentStatus,
     WatchedAddress,
-    conflicts,
+    beaten,
     credit_draft,
     credit_key,
     credited,
     descendants,
     mined,
     new_payment,
+    payment_payload,
     restored,
     reversal_key,
     unaccounted,
@@ -400,7 +401,7 @@ class ChainWatcher:
         candidates = [p for p in rows if p.key not in settled]
         if not candidates:
             return
-        direct = _beaten(candidates, spent, present)
+        direct = beaten(candidates, spent, present)
         # Losses mined in a block (now or before) are final until a rollback; with a block
         # in hand, losses to mempool transactions stay provisional and so do their heirs.
         final_lost = {p.txid for p in rows if p.key in direct or p.key in settled}
@@ -592,48 +593,3 @@ class ChainWatcher:
 
     def _emit(self, tx: Tx, kind: str, payment: Payment, *, our_height: int | None = None) -> None:
         tx.emit(DomainEvent(kind, f"chain:{self.chain}", payment_payload(payment, our_height)))
-
-
-def _beaten(
-    candidates: Sequence[Payment], spent: Mapping[str, str], present: frozenset[str] | None
-) -> dict[str, str]:
-    """Payment key -> what beat it.
-
-    A conflicting transaction, or (with a complete mempool) the cause named for a
-    transaction that vanished from it.
-    """
-    beaten = conflicts(candidates, spent)
-    if present is not None:
-        for payment in candidates:
-            if payment.key not in beaten and payment.txid not in present:
-                beaten[payment.key] = _vanished_because(payment)
-    return beaten
-
-
-def _vanished_because(payment: Payment) -> str:
-    """The conflict named for a payment gone from the mempool without a visible one.
-
-    Its unconfirmed parent when it spent one (the usual cause: the parent was replaced),
-    else the payment's own transaction.
-    """
-    for spend in payment.spends:
-        parent = spend.rpartition(":")[0]
-        if parent:
-            return parent
-    return payment.txid
-
-
-def payment_payload(payment: Payment, our_height: int | None = None) -> dict[str, str | int | None]:
-    """What events and the API say about a payment (amounts as decimal strings of units)."""
-    payload: dict[str, str | int | None] = {
-        "chain": payment.chain, "paymentKey": payment.key, "txid": payment.txid,
-        "address": payment.address, "asset": payment.asset, "units": str(payment.units),
-        "owner": payment.owner, "reference": payment.reference, "status": str(payment.status),
-        "blockHeight": None if payment.block is None else payment.block.height,
-        "blockHash": None if payment.block is None else payment.block.hash,
-        "conflictTxid": payment.conflict_txid,
-    }
-    if our_height is not None and payment.block is not None:
-        payload["confirmations"] = our_height - payment.block.height + 1
-    return payload
-

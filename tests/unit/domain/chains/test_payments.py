@@ -12,6 +12,7 @@ from dpgnode.domain.chains.payments import (
     Payment,
     PaymentStatus,
     WatchedAddress,
+    beaten,
     confirmations,
     conflicts,
     credit_draft,
@@ -141,3 +142,11 @@ def test_transfers_and_payments_refuse_non_positive_amounts() -> None:
         Transfer("k", "t", "a", "BTC", 0)
     with pytest.raises(ValidationError):
         payment(units=-1)
+
+
+def test_a_transaction_gone_from_a_complete_mempool_is_beaten_by_its_parent() -> None:
+    child = payment("c1", ("p1:1",))
+    assert beaten([child], {}, frozenset({"c1"})) == {}
+    assert beaten([child], {}, None) == {}  # no complete mempool: absence means nothing
+    assert beaten([child], {}, frozenset()) == {"c1:0": "p1"}
+    assert beaten([child], {"p1:1": "other"}, frozenset()) == {"c1:0": "other"}
